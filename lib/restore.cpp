@@ -2,6 +2,7 @@
 
 #include "file.h"
 #include "fs.h"
+#include "tree.h"
 
 #include <fmt/format.h>
 
@@ -50,7 +51,10 @@ private:
     bool selected(const std::string& path) const {
         return !re_ || std::regex_search(path.empty() ? std::string("/") : path, *re_);
     }
-    void restore_entry(uint64_t subvol, const DirEntry& e, int dirfd, const std::string& path, int depth);
+    void restore_entry(uint64_t subvol, uint64_t dir_ino, const DirEntry& e, int dirfd, const std::string& path,
+                       int depth);
+    bool subvol_linked_here(uint64_t parent, uint64_t dir_ino, const DirEntry& e);
+    void make_placeholder_dir(int dirfd, const DirEntry& e, const std::string& path);
     bool restore_file(const Inode& in, int fd, const std::string& path);
     void apply_metadata(int dirfd, const std::string& name, const Inode& in, int fd, const std::string& path);
     void apply_xattrs(int dirfd, const std::string& name, const Inode& in, int fd, const std::string& path);
@@ -167,7 +171,30 @@ bool Restorer::restore_file(const Inode& in, int fd, const std::string& path) {
     return ok;
 }
 
-void Restorer::restore_entry(uint64_t subvol, const DirEntry& e, int dirfd, const std::string& parent, int depth) {
+// A directory entry naming a subvolume is only live when the root tree has a
+// matching ROOT_REF (parent, child) with this directory and name; otherwise
+// (e.g. inside a snapshot of the parent) the kernel shows an empty directory.
+bool Restorer::subvol_linked_here(uint64_t parent, uint64_t dir_ino, const DirEntry& e) {
+    auto ref = lookup_item(v_.fs(), v_.fs().tree_root(), Key{parent, ROOT_REF_KEY, e.location.objectid});
+    if (!ref) return false;
+    const auto* rr = view_at<root_ref>(*ref);
+    if (!rr || rr->dirid != dir_ino) return false;
+    const size_t nl = rr->name_len;
+    if (sizeof(root_ref) + nl > ref->size()) return false;
+    return std::string_view(reinterpret_cast<const char*>(ref->data() + sizeof(root_ref)), nl) == e.name;
+}
+
+void Restorer::make_placeholder_dir(int dirfd, const DirEntry& e, const std::string& path) {
+    ++stats.dirs;
+    if (o_.dry_run) return;
+    if (mkdirat(dirfd, e.name.c_str(), 0755) != 0 && errno != EEXIST)
+        error(path, fmt::format("mkdir: {}", std::strerror(errno)));
+    else if (o_.metadata && fchmodat(dirfd, e.name.c_str(), 0755, 0) != 0)
+        error(path, fmt::format("chmod: {}", std::strerror(errno)));
+}
+
+void Restorer::restore_entry(uint64_t subvol, uint64_t dir_ino, const DirEntry& e, int dirfd,
+                             const std::string& parent, int depth) {
     if (unsafe_name(e.name)) {
         ++stats.unsafe_names;
         fmt::print(err_, "restore: {}: skipping unsafe name '{}'\n", parent.empty() ? "/" : parent, e.name);
@@ -179,6 +206,10 @@ void Restorer::restore_entry(uint64_t subvol, const DirEntry& e, int dirfd, cons
         if (!o_.snapshots) {
             ++stats.skipped;
             if (o_.verbose) fmt::print(out_, "Skipping subvolume {}\n", path);
+            return;
+        }
+        if (!subvol_linked_here(subvol, dir_ino, e)) {
+            make_placeholder_dir(dirfd, e, path);
             return;
         }
         sv = e.location.objectid;
@@ -304,7 +335,7 @@ void Restorer::restore_tree(uint64_t subvol, uint64_t dir_ino, int dirfd, const 
         error(path, ents.error().message);
         return;
     }
-    for (const auto& e : *ents) restore_entry(subvol, e, dirfd, path, depth);
+    for (const auto& e : *ents) restore_entry(subvol, dir_ino, e, dirfd, path, depth);
 }
 
 }  // namespace
