@@ -42,7 +42,6 @@ LOOP=""              # current loop device
 IMG_TMP=""           # image being built
 DESC=""              # accumulated description for NAME.txt
 SKIP=""              # set by a case body to skip (reason)
-CHECK_NOTE=""        # set by a case body when btrfs check is expected to complain
 
 cleanup() {
     local rc=$?
@@ -270,6 +269,7 @@ try_mnt() { mount -o "nodiscard${1:+,$1}" "$LOOP" "$M" 2>/dev/null && note "moun
 umnt() { sync -f "$M" 2>/dev/null || true; fstrim "$M" 2>/dev/null || true; umount "$M"; }
 
 # A small general-purpose tree used by several feature cases.
+# shellcheck disable=SC2120  # optional DIR argument
 small_tree() {
     local d=${1:-$M}
     gen files text:0:0:"$d/empty" text:100:1:"$d/inline-text" rand:1500:2:"$d/inline-rand" \
@@ -339,8 +339,8 @@ case_compress() {
     d=$M/c
     local specs=() s
     for s in 0 1 100 2000 3000 4095 4096 4097 65536 131072 131073 200000 1048576 3145728; do
-        specs+=(text:$s:t$s:"$d/text-$s")
-        [[ $s -gt 1048576 ]] || specs+=(rand:$s:r$s:"$d/rand-$s")    # keep the image small
+        specs+=("text:$s:t$s:$d/text-$s")
+        [[ $s -gt 1048576 ]] || specs+=("rand:$s:r$s:$d/rand-$s")    # keep the image small
     done
     specs+=(mix:1000000:mx:"$d/mixed-1m" zero:2097152:z:"$d/zeros-2m")
     gen files "${specs[@]}"
@@ -604,7 +604,7 @@ build_case() {
     fi
     rm -f "$img" "$txt"
     IMG_TMP=$OUT/.$CASE.img.tmp
-    DESC=""; SKIP=""; CHECK_NOTE=""
+    DESC=""; SKIP=""
     local t0=$SECONDS
     "case_$CASE"
     if mountpoint -q "$M"; then umnt; fi

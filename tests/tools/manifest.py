@@ -174,10 +174,14 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if not os.path.isdir(a.dir):
         ap.error("not a directory: %s" % a.dir)
-    out = sys.stdout
-    for line in manifest(a.dir, xattrs=not a.no_xattr, mtime=a.mtime,
-                         excludes=a.exclude, header=a.header):
-        out.write(line + "\n")
+    lines = manifest(a.dir, xattrs=not a.no_xattr, mtime=a.mtime,
+                     excludes=a.exclude, header=a.header)
+    try:
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
