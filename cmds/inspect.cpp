@@ -20,9 +20,9 @@ int main(int argc, char** argv) {
     std::string ds_format = "text";
     auto* c_ds = app.add_subcommand("dump-super", "Print superblocks");
     c_ds->add_flag("-f,--full", ds.full, "Also print sys_chunk_array and backup roots");
-    c_ds->add_flag("-a,--all", ds.all, "Print every superblock copy");
-    c_ds->add_option("-s,--super", ds.mirror, "Superblock copy to print (0, 1, 2)")->check(CLI::Range(0, 2));
-    c_ds->add_option("--bytenr", ds.bytenr, "Print the superblock at this byte offset");
+    auto* o_all = c_ds->add_flag("-a,--all", ds.all, "Print every superblock copy");
+    auto* o_super = c_ds->add_option("-s,--super", ds.mirror, "Superblock copy to print (0, 1, 2)")->check(CLI::Range(0, 2));
+    auto* o_bytenr = c_ds->add_option("--bytenr", ds.bytenr, "Print the superblock at this byte offset");
     c_ds->add_flag("-F,--force", ds.force, "Print even when the magic is wrong");
     c_ds->add_option("--format", ds_format, "Output format")->check(CLI::IsMember({"text", "json"}));
     c_ds->add_option("devices", ds.devices, "Images or devices")->required();
@@ -50,6 +50,19 @@ int main(int argc, char** argv) {
     if (int rc = btk::cli::parse(app, argc, argv, "btk inspect"); rc >= 0) return rc;
     if (*c_ds) {
         ds.format = parse_format(ds_format);
+        // As in btrfs-progs, the last of -a, -s and --bytenr wins.
+        for (const CLI::Option* o : c_ds->parse_order()) {
+            if (o == o_all) ds.all = true;
+            if (o == o_super || o == o_bytenr) ds.all = false;
+        }
+        if (ds.all) ds.bytenr.reset();
+        if (ds.bytenr && c_ds->parse_order().back() != o_bytenr) {
+            // -s after --bytenr: the mirror wins.
+            for (auto it = c_ds->parse_order().rbegin(); it != c_ds->parse_order().rend(); ++it) {
+                if (*it == o_super) { ds.bytenr.reset(); break; }
+                if (*it == o_bytenr) break;
+            }
+        }
         return btk::dump_super(ds, stdout, stderr);
     }
     if (*c_dt) {
