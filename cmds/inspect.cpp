@@ -1,6 +1,7 @@
 // btk-inspect: superblock and tree dumps, resolvers, statistics.
 #include "cli.h"
 #include "inspect.h"
+#include "inspect_resolve.h"
 
 #include <map>
 
@@ -47,7 +48,60 @@ int main(int argc, char** argv) {
     c_dt->add_option("--format", dt_format, "Output format")->check(CLI::IsMember({"text", "json"}));
     c_dt->add_option("devices", dt.devices, "Images or devices")->required();
 
+    btk::InodeResolveOptions ir;
+    auto* c_ir = app.add_subcommand("inode-resolve", "Print the paths of an inode");
+    c_ir->add_flag("-v,--verbose", ir.verbose, "Print a summary on stderr");
+    c_ir->add_option("--subvol", ir.subvol, "Subvolume (id or path; default: the default subvolume)");
+    c_ir->add_option("inode", ir.inode, "Inode number")->required();
+    c_ir->add_option("devices", ir.devices, "Images or devices")->required();
+
+    btk::LogicalResolveOptions lr;
+    auto* c_lr = app.add_subcommand("logical-resolve", "Print the files using a logical address");
+    c_lr->add_flag("-P", lr.inodes_only, "Print inode, offset and root instead of paths");
+    c_lr->add_flag("-o", lr.ignore_offset, "Ignore offsets: every file extent of the extent");
+    c_lr->add_flag("-v,--verbose", lr.verbose, "Print a summary on stderr");
+    c_lr->add_option("--subvol", lr.subvol, "Only this subvolume (id or path), paths relative to it");
+    c_lr->add_option("logical", lr.logical, "Logical address")->required();
+    c_lr->add_option("devices", lr.devices, "Images or devices")->required();
+
+    btk::SubvolidResolveOptions sr;
+    auto* c_sr = app.add_subcommand("subvolid-resolve", "Print the path of a subvolume id");
+    c_sr->add_option("subvolid", sr.subvolid, "Subvolume id")->required();
+    c_sr->add_option("devices", sr.devices, "Images or devices")->required();
+
+    btk::ListSubvolumesOptions ls;
+    std::string ls_format = "text";
+    auto* c_ls = app.add_subcommand("list-subvolumes", "List subvolumes (like btrfs subvolume list)");
+    c_ls->add_flag("-p", ls.print_parent, "Print the parent ID");
+    c_ls->add_flag("-c", ls.print_ogen, "Print the creation generation (cgen)");
+    c_ls->add_flag("-g", ls.print_gen, "Print the generation");
+    c_ls->add_flag("-u", ls.print_uuid, "Print the UUID");
+    c_ls->add_flag("-q", ls.print_parent_uuid, "Print the parent UUID");
+    c_ls->add_flag("-R", ls.print_received_uuid, "Print the received UUID");
+    c_ls->add_flag("-s", ls.snapshots_only, "Only snapshots");
+    c_ls->add_flag("-r", ls.readonly_only, "Only read-only subvolumes");
+    c_ls->add_flag("-d", ls.deleted_only, "Only deleted, not yet cleaned subvolumes");
+    c_ls->add_flag("-t", ls.table, "Print as a table");
+    c_ls->add_option("-G", ls.gen_filter, "Generation filter: N, +N (>=) or -N (<=)");
+    c_ls->add_option("-C", ls.ogen_filter, "Creation generation filter: N, +N or -N");
+    c_ls->add_option("--sort", ls.sort, "Sort keys: rootid,gen,ogen,path each with optional +/-");
+    c_ls->add_option("--format", ls_format, "Output format")->check(CLI::IsMember({"text", "json"}));
+    c_ls->add_option("devices", ls.devices, "Images or devices")->required();
+
+    btk::TreeStatsOptions ts;
+    auto* c_ts = app.add_subcommand("tree-stats", "Print statistics of the main trees");
+    c_ts->add_flag("-b", ts.raw_bytes, "Raw byte counts");
+    c_ts->add_option("devices", ts.devices, "Images or devices")->required();
+
     if (int rc = btk::cli::parse(app, argc, argv, "btk inspect"); rc >= 0) return rc;
+    if (*c_ir) return btk::inode_resolve(ir, stdout, stderr);
+    if (*c_lr) return btk::logical_resolve(lr, stdout, stderr);
+    if (*c_sr) return btk::subvolid_resolve(sr, stdout, stderr);
+    if (*c_ls) {
+        ls.format = parse_format(ls_format);
+        return btk::list_subvolumes(ls, stdout, stderr);
+    }
+    if (*c_ts) return btk::tree_stats(ts, stdout, stderr);
     if (*c_ds) {
         ds.format = parse_format(ds_format);
         // As in btrfs-progs, the last of -a, -s and --bytenr wins.

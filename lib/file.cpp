@@ -250,14 +250,96 @@ Status FileSystemView::for_each_extent(uint64_t subvol, uint64_t ino,
     return bad;
 }
 
+Status FileSystemView::lookup_csums(uint64_t start, uint64_t n, std::vector<uint8_t>& csums,
+                                    std::vector<bool>& have) {
+    const uint32_t ss = fs_.sectorsize(), cs = fs_.csum_size();
+    csums.assign(n * cs, 0);
+    have.assign(n, false);
+    if (csum_root_missing_) return {};
+    if (!csum_root_) {
+        auto r = fs_.find_root(CSUM_TREE_OBJECTID);
+        if (!r) {
+            if (r.error().code != Errc::not_found) return std::move(r).error();
+            csum_root_missing_ = true;
+            return {};
+        }
+        csum_root_ = *r;
+    }
+    const uint64_t end = start + n * ss;
+    TreeCursor c(fs_, *csum_root_);
+    BTK_ASSIGN(bool ok, c.seek_le(Key{EXTENT_CSUM_OBJECTID, EXTENT_CSUM_KEY, start}));
+    if (!ok) {
+        BTK_ASSIGN(ok, c.first());
+    }
+    while (ok) {
+        const Key k = c.key();
+        if (k.objectid != EXTENT_CSUM_OBJECTID || k.type != EXTENT_CSUM_KEY) {
+            if (k > Key{EXTENT_CSUM_OBJECTID, EXTENT_CSUM_KEY, 0}) break;
+            BTK_ASSIGN(ok, c.next());
+            continue;
+        }
+        if (k.offset >= end) break;
+        const auto d = c.data();
+        const uint64_t item_sectors = d.size() / cs;
+        for (uint64_t i = 0; i < item_sectors; ++i) {
+            const uint64_t addr = k.offset + i * ss;
+            if (addr < start) continue;
+            if (addr >= end) break;
+            const uint64_t idx = (addr - start) / ss;
+            std::memcpy(csums.data() + idx * cs, d.data() + i * cs, cs);
+            have[idx] = true;
+        }
+        BTK_ASSIGN(ok, c.next());
+    }
+    return {};
+}
+
+Status FileSystemView::read_data(uint64_t logical, std::span<uint8_t> out) {
+    if (out.empty()) return {};
+    const uint32_t ss = fs_.sectorsize(), cs = fs_.csum_size();
+    const uint64_t start = logical / ss * ss;
+    const uint64_t end = (logical + out.size() + ss - 1) / ss * ss;
+    const uint64_t n = (end - start) / ss;
+    std::vector<uint8_t> csums;
+    std::vector<bool> have;
+    BTK_TRY(lookup_csums(start, n, csums, have));
+    std::vector<uint8_t> buf(end - start);
+    const int copies = fs_.num_copies(start);
+    std::string first_problem;
+    for (int m = 0; m < copies; ++m) {
+        if (auto s = fs_.read_logical(start, buf, m); !s) {
+            if (first_problem.empty()) first_problem = s.error().message;
+            continue;
+        }
+        bool good = true;
+        uint64_t verified = 0;
+        for (uint64_t i = 0; i < n && good; ++i) {
+            if (!have[i]) continue;
+            uint8_t c[32];
+            csum_compute(fs_.csum_type(), {buf.data() + i * ss, ss}, c);
+            if (std::memcmp(c, csums.data() + i * cs, cs) != 0) {
+                good = false;
+                ++data_stats_.csum_mismatches;
+                if (first_problem.empty())
+                    first_problem = fmt::format("data checksum mismatch at logical {} (copy {})", start + i * ss, m + 1);
+            } else {
+                ++verified;
+            }
+        }
+        if (!good) continue;
+        data_stats_.verified_sectors += verified;
+        if (m > 0) ++data_stats_.mirror_fallbacks;
+        std::memcpy(out.data(), buf.data() + (logical - start), out.size());
+        return {};
+    }
+    return corruption("reading data at logical {} ({} bytes), all {} copies failed: {}", logical, out.size(), copies,
+                      first_problem);
+}
+
 Result<std::vector<uint8_t>> FileSystemView::read_disk_extent(uint64_t bytenr, uint64_t len) {
     std::vector<uint8_t> buf(len);
-    Status last;
-    for (int m = 0; m < fs_.num_copies(bytenr); ++m) {
-        last = fs_.read_logical(bytenr, buf, m);
-        if (last) return buf;
-    }
-    return std::move(last).error();
+    BTK_TRY(read_data(bytenr, buf));
+    return buf;
 }
 
 // Compressed extents are at most 128 KiB on disk and in memory; allow slack
@@ -289,13 +371,7 @@ Status FileSystemView::read_extent_range(const FileExtent& e, uint64_t pos, std:
         if (e.offset + rel + out.size() > e.disk_num_bytes && e.disk_num_bytes)
             return corruption("extent at file offset {}: range beyond disk extent {} (+{})", e.file_offset,
                               e.disk_bytenr, e.disk_num_bytes);
-        const uint64_t logical = e.disk_bytenr + e.offset + rel;
-        Status last;
-        for (int m = 0; m < fs_.num_copies(logical); ++m) {
-            last = fs_.read_logical(logical, out, m);
-            if (last) return {};
-        }
-        return last;
+        return read_data(e.disk_bytenr + e.offset + rel, out);
     }
     if (e.disk_num_bytes > kMaxCompressedExtent || e.ram_bytes > kMaxCompressedExtent)
         return corruption("compressed extent {} has sizes {} / {} beyond any valid extent", e.disk_bytenr,

@@ -96,8 +96,23 @@ public:
     Result<std::string> read_symlink(uint64_t subvol, uint64_t ino);
     Result<std::vector<std::pair<std::string, std::string>>> xattrs(uint64_t subvol, uint64_t ino);
 
+    // Reads data at a logical address, verifying every sector that has a
+    // checksum in the csum tree and falling back to the other copies when a
+    // sector does not match. Sectors without a checksum are returned as read.
+    Status read_data(uint64_t logical, std::span<uint8_t> out);
+    struct DataStats {
+        uint64_t verified_sectors = 0, csum_mismatches = 0, mirror_fallbacks = 0;
+    };
+    const DataStats& data_stats() const noexcept { return data_stats_; }
+
 private:
     Result<std::vector<uint8_t>> read_disk_extent(uint64_t bytenr, uint64_t len);
+    // Checksums of the sectors in [start, start + n * sectorsize): `have[i]` is
+    // false where the csum tree has none.
+    Status lookup_csums(uint64_t start, uint64_t n, std::vector<uint8_t>& csums, std::vector<bool>& have);
+    std::optional<RootRef> csum_root_;
+    bool csum_root_missing_ = false;
+    DataStats data_stats_;
     Filesystem& fs_;
     std::map<uint64_t, RootRef> roots_;
     // Cache of the last decompressed extent (sequential reads hit it).
