@@ -17,17 +17,15 @@ if [ -z "$corpus" ] || ! ls "$corpus"/*.img >/dev/null 2>&1; then
 fi
 tmp=$(mktemp -d /tmp/btk-restore.XXXXXX)
 mnt=$tmp/mnt
-scratch=$tmp/scratch
-mkdir -p "$mnt" "$scratch"
+mkdir -p "$mnt"
+. "$here/../lib/scratch.sh"
 cleanup() {
     mountpoint -q "$mnt" && umount "$mnt"
-    mountpoint -q "$scratch" && umount "$scratch"
+    scratch_umount "$tmp"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-# Restore onto btrfs so that xattrs of any size fit (ext4 and overlay limit them).
-truncate -s 4G "$tmp/scratch.img" && mkfs.btrfs -q -f "$tmp/scratch.img" >/dev/null &&
-    mount -o loop "$tmp/scratch.img" "$scratch" || { echo "FAIL restore: cannot set up scratch fs"; exit 1; }
+scratch=$(scratch_mount "$tmp") || { echo "FAIL restore: cannot set up scratch fs"; exit 1; }
 
 for img in "$corpus"/*.img; do
     name=$(basename "$img" .img)
