@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <sys/stat.h>
 
 namespace btk {
@@ -119,17 +120,37 @@ Result<std::vector<DirEntry>> FileSystemView::list_dir(uint64_t subvol, uint64_t
     BTK_ASSIGN(RootRef root, subvol_root(subvol));
     std::vector<DirEntry> out;
     Status bad;
+    const size_t damage_before = damage_.size();
     BTK_TRY(for_each_item(fs_, root, Key{dir, DIR_INDEX_KEY, 0}, Key{dir, DIR_INDEX_KEY, ~0ULL},
                           [&](const Key& k, std::span<const uint8_t> d) {
                               auto ents = parse_dir_items(d, k);
                               if (!ents) {
+                                  if (salvage_) {
+                                      damage_.push_back(ents.error().message);
+                                      return true;
+                                  }
                                   bad = std::move(ents).error();
                                   return false;
                               }
                               for (const auto& e : *ents) out.push_back(to_entry(e, k.offset));
                               return true;
-                          }));
+                          },
+                          damage_sink()));
     if (!bad) return std::move(bad).error();
+    if (salvage_ && damage_.size() > damage_before) {
+        // The index lost blocks: recover the names from the DIR_ITEM (hash) side.
+        std::set<std::string> have;
+        for (const auto& e : out) have.insert(e.name);
+        BTK_TRY(for_each_item(fs_, root, Key{dir, DIR_ITEM_KEY, 0}, Key{dir, DIR_ITEM_KEY, ~0ULL},
+                              [&](const Key& k, std::span<const uint8_t> d) {
+                                  auto ents = parse_dir_items(d, k);
+                                  if (!ents) return true;
+                                  for (const auto& e : *ents)
+                                      if (have.insert(std::string(e.name)).second) out.push_back(to_entry(e, 0));
+                                  return true;
+                              },
+                              damage_sink()));
+    }
     return out;
 }
 
@@ -246,7 +267,8 @@ Status FileSystemView::for_each_extent(uint64_t subvol, uint64_t ino,
                                   return false;
                               }
                               return fn(*e);
-                          }));
+                          },
+                          damage_sink()));
     return bad;
 }
 
@@ -435,7 +457,8 @@ Result<std::vector<std::pair<std::string, std::string>>> FileSystemView::xattrs(
                                   out.emplace_back(std::string(e.name),
                                                    std::string(e.data.begin(), e.data.end()));
                               return true;
-                          }));
+                          },
+                          damage_sink()));
     if (!bad) return std::move(bad).error();
     return out;
 }

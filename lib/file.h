@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace btk {
@@ -66,6 +67,12 @@ public:
     explicit FileSystemView(Filesystem& fs) : fs_(fs) {}
     Filesystem& fs() noexcept { return fs_; }
 
+    // Salvage mode (restore on damaged images): unreadable tree blocks are
+    // skipped instead of failing a listing; the errors collect until taken.
+    // A directory whose index lost a block is completed from its DIR_ITEMs.
+    void set_salvage(bool on) noexcept { salvage_ = on; }
+    std::vector<std::string> take_damage() { return std::exchange(damage_, {}); }
+
     // Root of a subvolume tree (5 is the top level).
     Result<RootRef> subvol_root(uint64_t subvol);
     // Root directory inode of a subvolume (from its root item; normally 256).
@@ -110,6 +117,9 @@ private:
     // Checksums of the sectors in [start, start + n * sectorsize): `have[i]` is
     // false where the csum tree has none.
     Status lookup_csums(uint64_t start, uint64_t n, std::vector<uint8_t>& csums, std::vector<bool>& have);
+    std::vector<std::string>* damage_sink() noexcept { return salvage_ ? &damage_ : nullptr; }
+    bool salvage_ = false;
+    std::vector<std::string> damage_;
     std::optional<RootRef> csum_root_;
     bool csum_root_missing_ = false;
     DataStats data_stats_;

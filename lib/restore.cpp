@@ -48,6 +48,10 @@ private:
         ++stats.errors;
         fmt::print(err_, "restore: {}: {}\n", path.empty() ? "/" : path, what);
     }
+    // Blocks the view skipped while salvaging count as errors of `path`.
+    void collect_damage(const std::string& path) {
+        for (const auto& d : v_.take_damage()) error(path, "skipped unreadable metadata: " + d);
+    }
     bool selected(const std::string& path) const {
         return !re_ || std::regex_search(path.empty() ? std::string("/") : path, *re_);
     }
@@ -70,6 +74,7 @@ private:
 void Restorer::apply_xattrs(int dirfd, const std::string& name, const Inode& in, int fd, const std::string& path) {
     if (!o_.xattr || o_.dry_run) return;
     auto xs = v_.xattrs(in.subvol, in.ino);
+    collect_damage(path);
     if (!xs) {
         error(path, "reading xattrs: " + xs.error().message);
         return;
@@ -159,6 +164,7 @@ bool Restorer::restore_file(const Inode& in, int fd, const std::string& path) {
         }
         return true;
     });
+    collect_damage(path);
     if (!s) {
         ok = false;
         problem = s.error().message;
@@ -331,6 +337,7 @@ void Restorer::restore_entry(uint64_t subvol, uint64_t dir_ino, const DirEntry& 
 
 void Restorer::restore_tree(uint64_t subvol, uint64_t dir_ino, int dirfd, const std::string& path, int depth) {
     auto ents = v_.list_dir(subvol, dir_ino);
+    collect_damage(path);
     if (!ents) {
         error(path, ents.error().message);
         return;
@@ -351,6 +358,7 @@ int restore(const RestoreOptions& o, std::FILE* out, std::FILE* err, RestoreStat
     }
     for (const auto& w : (*fs)->open_warnings()) fmt::print(err, "restore: warning: {}\n", w);
     FileSystemView view(**fs);
+    view.set_salvage(true);
     uint64_t subvol;
     if (o.subvol) {
         auto r = view.resolve_subvol_arg(*o.subvol);

@@ -27,11 +27,37 @@ Result<bool> TreeCursor::descend_edge(bool rightmost) {
     while (!path_.back().block->is_leaf()) {
         const TreeBlock& node = *path_.back().block;
         if (node.nritems() == 0) return corruption("tree block {}: empty node", node.bytenr());
-        BTK_ASSIGN(BlockRef child, read_child(node, path_.back().slot));
-        const uint32_t s = rightmost ? (child->nritems() ? child->nritems() - 1 : 0) : 0;
-        path_.push_back({std::move(child), s});
+        auto child = read_child(node, path_.back().slot);
+        if (!child) {
+            if (!skipped_ || rightmost) return std::move(child).error();
+            skipped_->push_back(child.error().message);
+            if (path_.back().slot + 1 < node.nritems()) {
+                ++path_.back().slot;
+                continue;
+            }
+            return false;  // this node is exhausted
+        }
+        const uint32_t s = rightmost ? ((*child)->nritems() ? (*child)->nritems() - 1 : 0) : 0;
+        path_.push_back({std::move(child).value(), s});
     }
     return path_.back().block->nritems() > 0;
+}
+
+Result<bool> TreeCursor::advance_from_nodes() {
+    while (true) {
+        while (!path_.empty() && path_.back().slot + 1 >= path_.back().block->nritems()) path_.pop_back();
+        if (path_.empty()) {
+            valid_ = false;
+            return false;
+        }
+        ++path_.back().slot;
+        BTK_ASSIGN(bool nonempty, descend_edge(false));
+        if (nonempty) {
+            valid_ = true;
+            return true;
+        }
+        if (path_.back().block->is_leaf()) path_.pop_back();
+    }
 }
 
 Result<bool> TreeCursor::seek(const Key& k) {
@@ -43,8 +69,14 @@ Result<bool> TreeCursor::seek(const Key& k) {
         uint32_t s = b->lower_bound(k);
         if (s == b->nritems() || b->key(s) > k) s = s ? s - 1 : 0;
         path_.push_back({b, s});
-        BTK_ASSIGN(BlockRef child, read_child(*b, s));
-        b = std::move(child);
+        auto child = read_child(*b, s);
+        if (!child) {
+            if (!skipped_) return std::move(child).error();
+            // Salvage: the first readable item after the lost subtree.
+            skipped_->push_back(child.error().message);
+            return advance_from_nodes();
+        }
+        b = std::move(child).value();
     }
     const uint32_t s = b->lower_bound(k);
     path_.push_back({b, s});
@@ -70,17 +102,8 @@ Result<bool> TreeCursor::next() {
         return true;
     }
     // Climb until a node has a further pointer, then take its leftmost leaf.
-    while (true) {
-        path_.pop_back();
-        while (!path_.empty() && path_.back().slot + 1 >= path_.back().block->nritems()) path_.pop_back();
-        if (path_.empty()) {
-            valid_ = false;
-            return false;
-        }
-        ++path_.back().slot;
-        BTK_ASSIGN(bool nonempty, descend_edge(false));
-        if (nonempty) return true;
-    }
+    path_.pop_back();
+    return advance_from_nodes();
 }
 
 Result<bool> TreeCursor::prev() {
@@ -125,8 +148,9 @@ Result<bool> TreeCursor::seek_le(const Key& k) {
 }
 
 Status for_each_item(Filesystem& fs, const RootRef& root, const Key& min, const Key& max,
-                     const ItemVisitor& fn) {
+                     const ItemVisitor& fn, std::vector<std::string>* skipped) {
     TreeCursor c(fs, root);
+    c.skip_unreadable(skipped);
     BTK_ASSIGN(bool ok, c.seek(min));
     while (ok) {
         const Key k = c.key();
