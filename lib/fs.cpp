@@ -138,16 +138,30 @@ Status Filesystem::rebuild_raid56(uint64_t logical, std::span<uint8_t> out) cons
         const uint64_t ndata = uint64_t(c->data_stripes());
         const uint64_t row = stripe_nr / ndata, want = stripe_nr % ndata;
         const uint64_t n = std::min<uint64_t>(out.size() - done, sl - in_stripe);
+        std::span<uint8_t> piece = out.subspan(done, n);
+        // A range can cover pieces whose rebuild needs the missing device while
+        // their own data stripe is present: those are read directly.
+        const uint64_t want_idx = (want + row) % c->num_stripes;
+        Device* want_dev = device(c->stripes[want_idx].devid);
+        bool can_rebuild = true;
+        for (uint64_t d = 0; d <= ndata; ++d)
+            if (d != want && !device(c->stripes[(d + row) % c->num_stripes].devid)) can_rebuild = false;
+        if (!can_rebuild) {
+            if (!want_dev)
+                return make_error(Errc::io, "logical {}: cannot rebuild, device {} and another device of the stripe are missing",
+                                  logical + done, c->stripes[want_idx].devid);
+            BTK_TRY(want_dev->read(c->stripes[want_idx].offset + row * sl + in_stripe, piece));
+            done += n;
+            continue;
+        }
         std::vector<uint8_t> acc(n, 0), tmp(n);
         for (uint64_t d = 0; d <= ndata; ++d) {  // d == ndata is the P stripe
             if (d == want) continue;
             const uint64_t idx = (d + row) % c->num_stripes;
-            Device* dev = device(c->stripes[idx].devid);
-            if (!dev) return make_error(Errc::io, "logical {}: cannot rebuild, device {} missing", logical, c->stripes[idx].devid);
-            BTK_TRY(dev->read(c->stripes[idx].offset + row * sl + in_stripe, tmp));
+            BTK_TRY(device(c->stripes[idx].devid)->read(c->stripes[idx].offset + row * sl + in_stripe, tmp));
             for (uint64_t i = 0; i < n; ++i) acc[i] ^= tmp[i];
         }
-        std::memcpy(out.data() + done, acc.data(), n);
+        std::memcpy(piece.data(), acc.data(), n);
         done += n;
     }
     return {};
