@@ -154,6 +154,16 @@ Result<std::vector<DirEntry>> FileSystemView::list_dir(uint64_t subvol, uint64_t
     return out;
 }
 
+bool FileSystemView::subvol_entry_live(uint64_t parent, uint64_t dir_ino, const DirEntry& e) {
+    auto ref = lookup_item(fs_, fs_.tree_root(), Key{parent, ROOT_REF_KEY, e.location.objectid});
+    if (!ref) return false;
+    const auto* rr = view_at<root_ref>(*ref);
+    if (!rr || rr->dirid != dir_ino) return false;
+    const size_t nl = rr->name_len;
+    if (sizeof(root_ref) + nl > ref->size()) return false;
+    return std::string_view(reinterpret_cast<const char*>(ref->data() + sizeof(root_ref)), nl) == e.name;
+}
+
 Result<DirEntry> FileSystemView::lookup(uint64_t subvol, uint64_t dir, std::string_view name) {
     BTK_ASSIGN(RootRef root, subvol_root(subvol));
     const Key k{dir, DIR_ITEM_KEY, name_hash(name)};
@@ -182,6 +192,13 @@ Result<Location> FileSystemView::resolve_path(uint64_t subvol, std::string_view 
         pos = end + 1;
         if (part.empty() || part == ".") continue;
         if (++depth > 4096) return make_error(Errc::invalid_argument, "path too deep");
+        if (loc.placeholder) {
+            if (part == "..") {
+                loc.placeholder = false;  // back to the directory holding it
+                continue;
+            }
+            return make_error(Errc::not_found, "no such file or directory: '{}/{}'", walked, part);
+        }
         if (part == "..") {
             // Parent through the inode ref (or the subvolume back reference).
             BTK_ASSIGN(RootRef root, subvol_root(loc.subvol));
@@ -216,6 +233,10 @@ Result<Location> FileSystemView::resolve_path(uint64_t subvol, std::string_view 
         walked += "/";
         walked += part;
         if (e->is_subvol()) {
+            if (!subvol_entry_live(loc.subvol, loc.ino, *e)) {
+                loc.placeholder = true;  // stays at the parent directory
+                continue;
+            }
             loc.subvol = e->location.objectid;
             BTK_ASSIGN(loc.ino, subvol_root_dir(loc.subvol));
         } else {

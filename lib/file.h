@@ -59,6 +59,7 @@ struct FileExtent {
 struct Location {
     uint64_t subvol = 0;
     uint64_t ino = 0;
+    bool placeholder = false;  // an empty directory standing for an unlinked subvolume
 };
 
 // Read access to files. Holds a reference to the Filesystem; not thread-safe.
@@ -85,6 +86,11 @@ public:
     Result<Inode> inode(uint64_t subvol, uint64_t ino);
     // Directory entries in DIR_INDEX order (the order readdir returns).
     Result<std::vector<DirEntry>> list_dir(uint64_t subvol, uint64_t dir_ino);
+    // A directory entry naming a subvolume is live only where the root tree has
+    // the matching ROOT_REF (parent subvolume, child) with this directory and
+    // name; elsewhere (inside a snapshot of the parent) the kernel shows an
+    // empty directory in its place.
+    bool subvol_entry_live(uint64_t parent_subvol, uint64_t dir_ino, const DirEntry& e);
     // Looks up one name in a directory through its DIR_ITEM hash.
     Result<DirEntry> lookup(uint64_t subvol, uint64_t dir_ino, std::string_view name);
     // Resolves an absolute path inside subvolume `subvol`, entering nested

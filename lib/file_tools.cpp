@@ -90,6 +90,14 @@ void print_entry(std::FILE* out, FileSystemView& v, uint64_t subvol, uint64_t in
     fmt::print(out, "{}\n", line);
 }
 
+// The line for an unlinked subvolume's placeholder directory.
+void print_placeholder(std::FILE* out, const std::string& shown, bool long_format) {
+    if (long_format)
+        fmt::print(out, "drwxr-xr-x 1 0 0 0 1970-01-01 00:00 {}\n", escape_name(shown));
+    else
+        fmt::print(out, "{}\n", escape_name(shown));
+}
+
 void list_recursive(std::FILE* out, std::FILE* err, FileSystemView& v, uint64_t subvol, uint64_t dir,
                     const std::string& prefix, bool long_format, int depth, int& rc) {
     auto ents = v.list_dir(subvol, dir);
@@ -102,6 +110,10 @@ void list_recursive(std::FILE* out, std::FILE* err, FileSystemView& v, uint64_t 
         const std::string shown = prefix.empty() ? e.name : prefix + "/" + e.name;
         uint64_t sv = subvol, ino = e.location.objectid;
         if (e.is_subvol()) {
+            if (!v.subvol_entry_live(subvol, dir, e)) {
+                print_placeholder(out, shown, long_format);
+                continue;
+            }
             sv = e.location.objectid;
             auto rd = v.subvol_root_dir(sv);
             if (!rd) {
@@ -132,6 +144,10 @@ int file_ls(const FileLsOptions& o, std::FILE* out, std::FILE* err) {
         fmt::print(err, "ls: cannot access '{}': {}\n", o.path, loc.error().message);
         return 2;
     }
+    if (loc->placeholder) {
+        if (!o.recursive) print_placeholder(out, o.path, o.long_format);
+        return 0;
+    }
     auto in = v.inode(loc->subvol, loc->ino);
     if (!in) {
         fmt::print(err, "ls: {}: {}\n", o.path, in.error().message);
@@ -154,6 +170,10 @@ int file_ls(const FileLsOptions& o, std::FILE* out, std::FILE* err) {
     for (const auto& e : *ents) {
         uint64_t sv = loc->subvol, ino = e.location.objectid;
         if (e.is_subvol()) {
+            if (!v.subvol_entry_live(loc->subvol, loc->ino, e)) {
+                print_placeholder(out, e.name, o.long_format);
+                continue;
+            }
             sv = e.location.objectid;
             auto rd = v.subvol_root_dir(sv);
             if (!rd) {
@@ -179,6 +199,10 @@ int file_cat(const FileCatOptions& o, std::FILE* out, std::FILE* err) {
     auto loc = v.resolve_path(subvol, o.path);
     if (!loc) {
         fmt::print(err, "cat: {}: {}\n", o.path, loc.error().message);
+        return 1;
+    }
+    if (loc->placeholder) {
+        fmt::print(err, "cat: {}: Is a directory\n", o.path);
         return 1;
     }
     auto in = v.inode(loc->subvol, loc->ino);

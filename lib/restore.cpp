@@ -57,7 +57,6 @@ private:
     }
     void restore_entry(uint64_t subvol, uint64_t dir_ino, const DirEntry& e, int dirfd, const std::string& path,
                        int depth);
-    bool subvol_linked_here(uint64_t parent, uint64_t dir_ino, const DirEntry& e);
     void make_placeholder_dir(int dirfd, const DirEntry& e, const std::string& path);
     bool restore_file(const Inode& in, int fd, const std::string& path);
     void apply_metadata(int dirfd, const std::string& name, const Inode& in, int fd, const std::string& path);
@@ -177,19 +176,6 @@ bool Restorer::restore_file(const Inode& in, int fd, const std::string& path) {
     return ok;
 }
 
-// A directory entry naming a subvolume is only live when the root tree has a
-// matching ROOT_REF (parent, child) with this directory and name; otherwise
-// (e.g. inside a snapshot of the parent) the kernel shows an empty directory.
-bool Restorer::subvol_linked_here(uint64_t parent, uint64_t dir_ino, const DirEntry& e) {
-    auto ref = lookup_item(v_.fs(), v_.fs().tree_root(), Key{parent, ROOT_REF_KEY, e.location.objectid});
-    if (!ref) return false;
-    const auto* rr = view_at<root_ref>(*ref);
-    if (!rr || rr->dirid != dir_ino) return false;
-    const size_t nl = rr->name_len;
-    if (sizeof(root_ref) + nl > ref->size()) return false;
-    return std::string_view(reinterpret_cast<const char*>(ref->data() + sizeof(root_ref)), nl) == e.name;
-}
-
 void Restorer::make_placeholder_dir(int dirfd, const DirEntry& e, const std::string& path) {
     ++stats.dirs;
     if (o_.dry_run) return;
@@ -214,7 +200,7 @@ void Restorer::restore_entry(uint64_t subvol, uint64_t dir_ino, const DirEntry& 
             if (o_.verbose) fmt::print(out_, "Skipping subvolume {}\n", path);
             return;
         }
-        if (!subvol_linked_here(subvol, dir_ino, e)) {
+        if (!v_.subvol_entry_live(subvol, dir_ino, e)) {
             make_placeholder_dir(dirfd, e, path);
             return;
         }
