@@ -10,7 +10,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
-#include <regex>
+#include <regex.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -34,10 +34,8 @@ dev_t kernel_rdev_to_dev(uint64_t rdev) {
 
 class Restorer {
 public:
-    Restorer(FileSystemView& view, const RestoreOptions& o, std::FILE* out, std::FILE* err)
-        : v_(view), o_(o), out_(out), err_(err) {
-        if (o.path_regex) re_.emplace(*o.path_regex, std::regex::extended | std::regex::nosubs);
-    }
+    Restorer(FileSystemView& view, const RestoreOptions& o, std::FILE* out, std::FILE* err, const regex_t* re)
+        : v_(view), o_(o), out_(out), err_(err), re_(re) {}
 
     void restore_tree(uint64_t subvol, uint64_t dir_ino, int dirfd, const std::string& path, int depth);
     void apply_dir_metadata(int fd, const Inode& in);
@@ -53,7 +51,7 @@ private:
         for (const auto& d : v_.take_damage()) error(path, "skipped unreadable metadata: " + d);
     }
     bool selected(const std::string& path) const {
-        return !re_ || std::regex_search(path.empty() ? std::string("/") : path, *re_);
+        return !re_ || regexec(re_, path.empty() ? "/" : path.c_str(), 0, nullptr, 0) == 0;
     }
     void restore_entry(uint64_t subvol, uint64_t dir_ino, const DirEntry& e, int dirfd, const std::string& path,
                        int depth);
@@ -66,7 +64,7 @@ private:
     const RestoreOptions& o_;
     std::FILE* out_;
     std::FILE* err_;
-    std::optional<std::regex> re_;
+    const regex_t* re_;  // --path-regex, or nullptr
     std::map<std::pair<uint64_t, uint64_t>, std::string> links_;  // (subvol, ino) -> first path
 };
 
@@ -334,6 +332,20 @@ void Restorer::restore_tree(uint64_t subvol, uint64_t dir_ino, int dirfd, const 
 }  // namespace
 
 int restore(const RestoreOptions& o, std::FILE* out, std::FILE* err, RestoreStats* stats_out) {
+    regex_t re;
+    if (o.path_regex) {
+        if (int rc = regcomp(&re, o.path_regex->c_str(), REG_EXTENDED | REG_NOSUB); rc != 0) {
+            char msg[256];
+            regerror(rc, &re, msg, sizeof(msg));
+            fmt::print(err, "restore: invalid --path-regex '{}': {}\n", *o.path_regex, msg);
+            return 2;
+        }
+    }
+    // From here on every return path frees `re`.
+    struct RegexGuard {
+        regex_t* r;
+        ~RegexGuard() { if (r) regfree(r); }
+    } guard{o.path_regex ? &re : nullptr};
     OpenOptions oo;
     oo.super_mirror = o.super_mirror;
     oo.tolerate_chunk_errors = true;
@@ -380,19 +392,13 @@ int restore(const RestoreOptions& o, std::FILE* out, std::FILE* err, RestoreStat
     }
     RestoreOptions opts = o;
     while (opts.target.size() > 1 && opts.target.back() == '/') opts.target.pop_back();
-    Restorer r(view, opts, out, err);
-    try {
-        r.restore_tree(subvol, *rootdir, fd, "", 0);
-        if (fd >= 0) {
-            auto in = view.inode(subvol, *rootdir);
-            if (in) r.apply_dir_metadata(fd, *in);
-        }
-    } catch (const std::regex_error& e) {
-        fmt::print(err, "restore: invalid --path-regex: {}\n", e.what());
-        if (fd >= 0) close(fd);
-        return 2;
+    Restorer r(view, opts, out, err, o.path_regex ? &re : nullptr);
+    r.restore_tree(subvol, *rootdir, fd, "", 0);
+    if (fd >= 0) {
+        auto in = view.inode(subvol, *rootdir);
+        if (in) r.apply_dir_metadata(fd, *in);
+        close(fd);
     }
-    if (fd >= 0) close(fd);
     const auto& s = r.stats;
     fmt::print(out,
                "{}: {} files, {} directories, {} symlinks, {} special files, {} hard links, "

@@ -70,3 +70,18 @@ fi
 # Dry run writes nothing and --path-regex selects.
 "$bin/btk-restore" --dry-run "$img" "$tmp/dry" >/dev/null 2>&1
 if [ ! -e "$tmp/dry" ]; then echo "PASS restore-dry-run"; else echo "FAIL restore-dry-run: target created"; fi
+
+# --path-regex: only matching files; a bad expression is one error line, exit 2.
+mount -o loop "$img" "$mnt" && echo a >"$mnt/keep-me" && echo b >"$mnt/drop-me" && umount "$mnt"
+"$bin/btk-restore" --path-regex '^/keep' "$img" "$tmp/rx" >/dev/null 2>&1
+if [ -f "$tmp/rx/keep-me" ] && [ ! -e "$tmp/rx/drop-me" ] && [ ! -e "$tmp/rx/sparse" ]; then
+    echo "PASS restore-path-regex"
+else
+    echo "FAIL restore-path-regex: $(ls "$tmp/rx" 2>&1 | tr '\n' ' ')"
+fi
+"$bin/btk-restore" --path-regex '(' "$img" "$tmp/rx2" >/dev/null 2>"$tmp/rx.err"; rc=$?
+if [ $rc = 2 ] && [ "$(wc -l <"$tmp/rx.err")" = 1 ] && [ ! -e "$tmp/rx2" ]; then
+    echo "PASS restore-bad-regex"
+else
+    echo "FAIL restore-bad-regex: exit $rc: $(cat "$tmp/rx.err")"
+fi
