@@ -15,7 +15,9 @@ static void usage(FILE* f) {
                "Commands:\n"
                "  inspect   dump superblocks and trees, resolve inodes and addresses\n"
                "  file      list and read files inside an image\n"
-               "  restore   copy files out of an image, even a damaged one\n\n"
+               "  restore   copy files out of an image, even a damaged one\n"
+               "  check     verify a filesystem\n"
+               "  mkfs      create a filesystem\n\n"
                "Run 'btk <command> --help' for the options of a command.\n");
 }
 

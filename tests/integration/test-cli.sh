@@ -32,7 +32,7 @@ if cmp -s "$tmp/out" <("$bin/btk-inspect" dump-super "$img"); then echo "PASS cl
 check unknown-command 127 1 "$bin/btk" frobnicate
 check no-command 2 any "$bin/btk"
 check help 0 0 "$bin/btk" --help
-for b in inspect file restore; do check "help-$b" 0 0 "$bin/btk-$b" --help; done
+for b in inspect file restore check mkfs; do check "help-$b" 0 0 "$bin/btk-$b" --help; done
 check unknown-option 2 1 "$bin/btk-inspect" dump-tree --no-such-option "$img"
 check missing-arg 2 1 "$bin/btk-inspect" dump-super
 check bad-mirror 2 1 "$bin/btk-inspect" dump-super -s 7 "$img"

@@ -1,0 +1,53 @@
+// btk check: offline verification of a whole filesystem.
+//
+// The checker reads every superblock copy, the chunk tree, and every tree
+// reachable from the root tree once (depth first, one block per level in
+// memory), checking each block as it is read and streaming the items of the
+// chunk, device, extent and block group trees into cross-checks. Per tree
+// block it keeps a few words (bytenr, parent, owner) so the extent tree's
+// backrefs can be compared with the pointers actually found, and per file
+// extent item and data backref one small record (address, root, inode,
+// offset), sorted by address afterwards: memory grows with the metadata, not
+// with the number of files or their size. Nothing is kept per inode.
+//
+// Findings go to a callback as they are made; the caller decides how to print
+// them. See check_findings.h for the table of findings.
+#pragma once
+
+#include "check_findings.h"
+#include "result.h"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace btk {
+
+struct CheckOptions {
+    int super_mirror = -1;               // -1: the primary copy (falls back to a valid mirror)
+    bool backup_root = false;            // use the newest usable backup root
+    std::optional<uint64_t> tree_root;   // use this root tree block
+    size_t cache_bytes = 64ull << 20;
+};
+
+struct CheckSummary {
+    uint64_t errors = 0;
+    uint64_t warnings = 0;
+    uint64_t tree_blocks = 0;   // distinct tree blocks read
+    uint64_t bytes_used = 0;    // sum of extent sizes in the extent tree
+    std::string fsid;           // text UUID of the filesystem
+};
+
+using FindingSink = std::function<void(const Finding&)>;
+// Called when a stage starts: (number, total, description).
+using StageSink = std::function<void(int, int, const char*)>;
+
+// Checks the filesystem on `paths` (all its devices). Returns an error only
+// when the check could not run at all (no device, no usable superblock,
+// unsupported format); every problem in the filesystem is a finding.
+Result<CheckSummary> check_filesystem(const std::vector<std::string>& paths, const CheckOptions& opts,
+                                      const FindingSink& on_finding, const StageSink& on_stage = {});
+
+}  // namespace btk

@@ -1,0 +1,72 @@
+// btk mkfs: create a btrfs filesystem on one device or image file.
+//
+// The layout follows what mkfs.btrfs 6.2 makes for the same device size
+// (chunk sizes, trees, features), computed as a fixed point: item counts give
+// block counts, block counts give addresses, addresses give the extent and
+// free space tree items, until the block counts stop changing. Nothing is
+// written until every check has passed and every block is built in memory.
+#pragma once
+
+#include "result.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace btk {
+
+struct MkfsOptions {
+    std::vector<std::string> devices;     // exactly one for now
+    std::optional<uint64_t> byte_count;   // -b: filesystem size; creates a missing image file
+    uint32_t nodesize = 0;                // 0: max(16 KiB, page size)
+    uint32_t sectorsize = 0;              // 0: 4 KiB
+    std::string metadata_profile;         // "", "dup", "single"
+    std::string data_profile;             // "", "single", "dup"
+    bool mixed = false;                   // -M: mixed data and metadata block groups
+    std::string csum = "crc32c";          // crc32c, xxhash, sha256, blake2
+    std::string label;
+    std::string fsid;                     // -U; also makes the chunk tree and subvolume uuids
+                                          // derived from it (reproducible output)
+    std::string device_uuid;              // --device-uuid
+    std::vector<std::string> features;    // -O/-R items: "name", "^name", comma lists, "list-all"
+    bool force = false;                   // -f: overwrite an existing filesystem/partition table
+    bool nodiscard = false;               // -K
+    bool quiet = false;                   // -q
+    std::optional<int64_t> time;          // creation time; default SOURCE_DATE_EPOCH, else now
+};
+
+// What mkfs made (for tests and the summary).
+struct MkfsChunkInfo {
+    uint64_t logical = 0, length = 0, type = 0, used = 0;
+    std::vector<uint64_t> physical;
+};
+struct MkfsResult {
+    std::string fsid;
+    uint64_t total_bytes = 0, bytes_used = 0;
+    uint32_t nodesize = 0, sectorsize = 0;
+    uint16_t csum_type = 0;
+    uint64_t incompat = 0, compat_ro = 0;
+    std::vector<MkfsChunkInfo> chunks;
+    uint32_t tree_blocks = 0;
+    int layout_iterations = 0;
+    uint64_t write_calls = 0, bytes_written = 0;
+};
+
+// Creates the filesystem; errors are one line, Errc::invalid_argument for bad
+// input (nothing written).
+Result<MkfsResult> mkfs_run(const MkfsOptions& opts);
+
+// CLI entry: prints a summary to `out` (unless quiet) and one error line to
+// `err`. Returns 0, or 1 on failure.
+int mkfs(const MkfsOptions& opts, FILE* out, FILE* err);
+
+// "16k", "1G", "4096" -> bytes (binary suffixes k/m/g/t/p/e, case-insensitive).
+Result<uint64_t> parse_size_arg(const std::string& s);
+
+// Parses "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".
+bool parse_uuid(const std::string& s, uint8_t out[16]);
+std::string format_uuid(const uint8_t u[16]);
+
+}  // namespace btk

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# btk mkfs against btrfs-progs and the kernel: for a matrix of node sizes,
+# checksums and metadata profiles (each value at least twice), the image
+# passes `btrfs check`, reads with btk-inspect, mounts, takes a tree of files,
+# a snapshot created and deleted, passes `btrfs check` again and shows the
+# same files after a remount. Also: reproducible bytes with fixed uuids and
+# SOURCE_DATE_EPOCH, bad input refused with one line and the image untouched,
+# existing filesystems and mounted images refused, a loop block device, and a
+# device large enough for the third superblock copy.
+set -uo pipefail
+bin=${1:?usage: test-mkfs.sh CMDS_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+manifest="python3 $here/../tools/manifest.py"
+mkfs=$bin/btk-mkfs
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/loop-control ]; then
+    echo "SKIP: *** mkfs vs kernel needs root and loop devices ***"; exit 0
+fi
+if ! command -v btrfs >/dev/null; then
+    echo "SKIP: *** mkfs tests need btrfs-progs (btrfs check) ***"; exit 0
+fi
+tmp=$(mktemp -d /tmp/btk-mkfs.XXXXXX)
+mnt=$tmp/mnt
+mkdir -p "$mnt"
+loopdev=
+cleanup() {
+    mountpoint -q "$mnt" && umount "$mnt"
+    [ -n "$loopdev" ] && losetup -d "$loopdev"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+src=(/usr/share/doc/[a-f]*)
+FSID=3b0c1d2e-4f5a-4b6c-8d7e-9f0a1b2c3d4e
+DEVUUID=5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9
+
+# check NAME IMG: btrfs check must exit 0 and report no error.
+check() {
+    local out rc
+    out=$(btrfs check "$2" 2>&1); rc=$?
+    if [ $rc -ne 0 ] || ! grep -q 'no error found' <<<"$out"; then
+        echo "FAIL $1: btrfs check exit $rc"; grep -iE 'error|wrong|mismatch|invalid' <<<"$out" | head -10
+        return 1
+    fi
+}
+
+# full NAME SIZE MKFS-OPTIONS...: the whole cycle on a fresh sparse image.
+full() {
+    local name=$1 size=$2; shift 2
+    local img=$tmp/$name.img
+    rm -f "$img"
+    local err
+    if ! err=$("$mkfs" -q -b "$size" "$@" "$img" 2>&1); then
+        echo "FAIL mkfs-$name: $err"; return
+    fi
+    check "mkfs-$name-check" "$img" || return
+    if ! "$bin/btk-inspect" dump-tree "$img" >"$tmp/dump.txt" 2>"$tmp/dump.err" || [ ! -s "$tmp/dump.txt" ]; then
+        echo "FAIL mkfs-$name-inspect: $(head -3 "$tmp/dump.err")"; return
+    fi
+    if ! mount -o loop "$img" "$mnt" 2>"$tmp/mount.err"; then
+        echo "FAIL mkfs-$name-mount: $(cat "$tmp/mount.err"); $(dmesg | tail -5)"; return
+    fi
+    local ok=1
+    mkdir "$mnt/data" && cp -a "${src[@]}" "$mnt/data/" || ok=0
+    btrfs subvolume snapshot "$mnt" "$mnt/snap" >/dev/null || ok=0
+    $manifest "$mnt/data" >"$tmp/before.txt" || ok=0
+    $manifest "$mnt/snap/data" >"$tmp/snap.txt" || ok=0
+    cmp -s "$tmp/before.txt" "$tmp/snap.txt" || { echo "snapshot differs"; ok=0; }
+    btrfs subvolume delete -c "$mnt/snap" >/dev/null || ok=0
+    umount "$mnt" || ok=0
+    if [ $ok = 0 ]; then echo "FAIL mkfs-$name-write: kernel writes failed; $(dmesg | tail -3)"; return; fi
+    check "mkfs-$name-check-after" "$img" || return
+    if ! mount -o loop,ro "$img" "$mnt" 2>"$tmp/mount.err"; then
+        echo "FAIL mkfs-$name-remount: $(cat "$tmp/mount.err")"; return
+    fi
+    $manifest "$mnt/data" >"$tmp/after.txt"
+    umount "$mnt"
+    if ! diff -q "$tmp/before.txt" "$tmp/after.txt" >/dev/null; then
+        echo "FAIL mkfs-$name-files: files differ after remount"; diff "$tmp/before.txt" "$tmp/after.txt" | head -5
+        return
+    fi
+    echo "PASS mkfs-$name ($(wc -l <"$tmp/after.txt") paths)"
+    rm -f "$img"
+}
+
+# Node size x checksum x metadata profile: each value at least twice.
+full n4k-crc32c-dup     256M -n 4k  --csum crc32c -m dup
+full n16k-xxhash-single 512M -n 16k --csum xxhash -m single
+full n64k-sha256-dup    1G   -n 64k --csum sha256 -m dup
+full n4k-blake2-single  512M -n 4k  --csum blake2 -m single
+full n16k-sha256-dup    256M -n 16k --csum sha256 -m dup
+full n64k-crc32c-single 1G   -n 64k --csum crc32c -m single
+full n16k-blake2-dup    512M -n 16k --csum blake2 -m dup
+full n64k-xxhash-dup    768M -n 64k --csum xxhash -m dup
+# Other layouts and features.
+full data-dup           512M -d dup
+full mixed              512M -M
+full no-skinny-no-fst   512M -O ^skinny-metadata -O ^free-space-tree -L "a label"
+full defaults           384M
+
+# Reproducibility: same uuids and time give the same bytes.
+for i in 1 2; do
+    rm -f "$tmp/r$i.img"
+    SOURCE_DATE_EPOCH=1234567890 "$mkfs" -q -b 300M -U $FSID --device-uuid $DEVUUID -n 64k --csum blake2 "$tmp/r$i.img"
+done
+if cmp -s "$tmp/r1.img" "$tmp/r2.img"; then echo "PASS mkfs-reproducible"
+else echo "FAIL mkfs-reproducible: $(cmp "$tmp/r1.img" "$tmp/r2.img" 2>&1)"; fi
+# Run again over an existing image (-f): still the same bytes.
+SOURCE_DATE_EPOCH=1234567890 "$mkfs" -q -f -b 300M -U $FSID --device-uuid $DEVUUID -n 64k --csum blake2 "$tmp/r2.img"
+if cmp -s "$tmp/r1.img" "$tmp/r2.img"; then echo "PASS mkfs-reproducible-overwrite"
+else echo "FAIL mkfs-reproducible-overwrite: $(cmp "$tmp/r1.img" "$tmp/r2.img" 2>&1)"; fi
+if btrfs inspect-internal dump-super "$tmp/r1.img" | grep -q "^fsid[[:space:]]*$FSID"; then echo "PASS mkfs-fsid"
+else echo "FAIL mkfs-fsid: -U not used"; fi
+
+# Bad input: one error line, the expected exit status, image untouched.
+img=$tmp/r1.img
+sum=$(sha256sum <"$img")
+bad() {  # bad NAME EXPECTED-RC ARGS...
+    local name=$1 want=$2; shift 2
+    "$mkfs" "$@" >"$tmp/bad.out" 2>"$tmp/bad.err"
+    local rc=$? lines
+    lines=$(wc -l <"$tmp/bad.err")
+    if [ $rc -ne "$want" ]; then echo "FAIL mkfs-bad-$name: exit $rc, expected $want: $(head -2 "$tmp/bad.err")"
+    elif [ "$lines" -ne 1 ]; then echo "FAIL mkfs-bad-$name: $lines error lines"; head -5 "$tmp/bad.err"
+    elif [ "$(sha256sum <"$img")" != "$sum" ]; then echo "FAIL mkfs-bad-$name: image changed"
+    else echo "PASS mkfs-bad-$name: $(cat "$tmp/bad.err")"; fi
+}
+bad unknown-feature   1 -f -O bogus "$img"
+bad nodesize-not-pow2 1 -f -n 12k "$img"
+bad nodesize-small    1 -f -n 2k "$img"
+bad nodesize-huge     1 -f -n 128k "$img"
+bad sectorsize        1 -f -s 3k "$img"
+bad too-small         1 -f -b 40M "$img"
+bad csum              1 -f --csum md5 "$img"
+bad raid1-one-device  1 -f -m raid1 "$img"
+bad profile           1 -f -d raid7 "$img"
+bad uuid              1 -f -U not-a-uuid "$img"
+bad label             1 -f -L "$(printf 'x%.0s' $(seq 300))" "$img"
+bad mixed-nodesize    1 -f -M -n 16k "$img"
+bad existing-fs       1 "$img"
+bad bad-size          2 -f -b 12q "$img"
+bad unknown-option    2 -f --bogus "$img"
+bad no-device         2 -f
+bad missing-file      1 "$tmp/does-not-exist.img"
+
+# Existing filesystems of other kinds are refused without -f.
+if command -v mkfs.ext4 >/dev/null; then
+    truncate -s 300M "$tmp/ext4.img" && mkfs.ext4 -q -F "$tmp/ext4.img"
+    img=$tmp/ext4.img; sum=$(sha256sum <"$img")
+    bad ext4-without-f 1 "$img"
+    if "$mkfs" -q -f "$img" && check mkfs-ext4-with-f "$img" && [ "$(blkid -o value -s TYPE "$img")" = btrfs ]; then
+        echo "PASS mkfs-ext4-with-f"
+    else echo "FAIL mkfs-ext4-with-f: not overwritten cleanly ($(blkid "$img"))"; fi
+fi
+truncate -s 300M "$tmp/progs.img" && mkfs.btrfs -q -f "$tmp/progs.img" >/dev/null
+img=$tmp/progs.img; sum=$(sha256sum <"$img")
+bad btrfs-without-f 1 "$img"
+
+# A mounted image is refused even with -f.
+if mount -o loop "$img" "$mnt"; then
+    bad mounted 1 -f "$img"
+    umount "$mnt"
+fi
+
+# A loop block device (discard path, size from the kernel).
+truncate -s 400M "$tmp/blk.img"
+if loopdev=$(losetup -f --show "$tmp/blk.img"); then
+    if "$mkfs" -q -f -L blockdev "$loopdev" && check mkfs-blockdev "$loopdev" &&
+        mount "$loopdev" "$mnt" && cp -a "${src[0]}" "$mnt/" && umount "$mnt" && check mkfs-blockdev-after "$loopdev"; then
+        echo "PASS mkfs-blockdev"
+    else echo "FAIL mkfs-blockdev"; mountpoint -q "$mnt" && umount "$mnt"; fi
+    img=$loopdev; sum=$(sha256sum <"$img")
+    if mount "$loopdev" "$mnt"; then
+        bad blockdev-mounted 1 -f "$loopdev"
+        umount "$mnt"
+    fi
+    losetup -d "$loopdev"; loopdev=
+fi
+
+# Large enough for all three superblock copies (sparse).
+img=$tmp/big.img
+rm -f "$img"
+if "$mkfs" -q -b 300G "$img" && check mkfs-300g "$img"; then
+    n=$(btrfs inspect-internal dump-super -a "$img" | grep -c 'csum.*\[match\]')
+    if [ "$n" = 3 ] && mount -o loop "$img" "$mnt" && touch "$mnt/x" && umount "$mnt" && check mkfs-300g-after "$img"; then
+        echo "PASS mkfs-300g (3 superblock copies)"
+    else echo "FAIL mkfs-300g: $n valid superblock copies"; mountpoint -q "$mnt" && umount "$mnt"; fi
+fi
+rm -f "$img"
+exit 0

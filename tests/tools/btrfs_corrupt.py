@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Edits one named field of a btrfs structure in a single-device image and
+fixes the checksum of the tree block (every copy) or superblock holding it.
+
+  btrfs_corrupt.py IMG block-group-used LOGICAL VALUE
+  btrfs_corrupt.py IMG block-group-flags LOGICAL VALUE
+  btrfs_corrupt.py IMG dev-extent-length DEVID PHYSICAL VALUE
+  btrfs_corrupt.py IMG dev-item-bytes-used DEVID VALUE
+  btrfs_corrupt.py IMG dev-item-total-bytes DEVID VALUE   (chunk tree item)
+  btrfs_corrupt.py IMG header-generation BYTENR VALUE     (a tree block header)
+  btrfs_corrupt.py IMG header-owner BYTENR VALUE
+  btrfs_corrupt.py IMG extent-refs BYTENR VALUE           (EXTENT/METADATA item)
+  btrfs_corrupt.py IMG extent-generation BYTENR VALUE
+  btrfs_corrupt.py IMG extent-ref-root BYTENR VALUE       (first inline backref's root/parent)
+  btrfs_corrupt.py IMG data-ref-root BYTENR VALUE         (first inline EXTENT_DATA_REF's root)
+  btrfs_corrupt.py IMG data-ref-count BYTENR VALUE        (first inline EXTENT_DATA_REF's count)
+  btrfs_corrupt.py IMG extent-key-bytenr BYTENR VALUE     (move the item's key; keep key order!)
+  btrfs_corrupt.py IMG leaf-key-objectid BYTENR SLOT VALUE (an item key in a leaf)
+  btrfs_corrupt.py IMG block-csum BYTENR MIRROR           (break one copy's checksum)
+  btrfs_corrupt.py IMG super-generation MIRROR VALUE      (a superblock copy, csum fixed)
+  btrfs_corrupt.py IMG super-bytes-used VALUE             (every superblock copy)
+  btrfs_corrupt.py IMG sys-array-byte OFFSET VALUE        (byte of sys_chunk_array, every copy)
+  btrfs_corrupt.py IMG super-csum MIRROR                  (break a superblock copy's checksum)
+  btrfs_corrupt.py IMG find TREE TYPE                     (print "objectid offset bytenr" of items)
+
+Numbers may be decimal or 0x hex. TREE is a tree id (2 extent, 3 chunk,
+4 dev, 5 fs, 11 block group); TYPE an item type number. Only crc32c images
+with single or DUP chunks are supported (what the fixtures use).
+"""
+import os
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from btrfs_patch import crc32c  # noqa: E402
+
+SUPER_OFFSETS = [65536, 64 << 20, 256 << 30]
+HDR = 101
+
+
+class Image:
+    def __init__(self, path):
+        self.f = open(path, "r+b")
+        self.f.seek(0, 2)
+        self.size = self.f.tell()
+        self.sb = self.read(65536, 4096)
+        if self.sb[64:72] != b"_BHRfS_M":
+            sys.exit("not a btrfs image")
+        if struct.unpack_from("<H", self.sb, 196)[0] != 0:
+            sys.exit("only crc32c images are supported")
+        self.nodesize = struct.unpack_from("<I", self.sb, 148)[0]
+        self.chunks = []  # (logical, length, [physical...])
+        n = struct.unpack_from("<I", self.sb, 160)[0]
+        arr = self.sb[811:811 + n]
+        p = 0
+        while p < len(arr):
+            logical = struct.unpack_from("<Q", arr, p + 9)[0]
+            p += 17
+            clen = self._add_chunk(logical, arr, p)
+            p += clen
+        self.walk(struct.unpack_from("<Q", self.sb, 88)[0], self._chunk_leaf)
+
+    def read(self, off, n):
+        self.f.seek(off)
+        return bytearray(self.f.read(n))
+
+    def write(self, off, data):
+        self.f.seek(off)
+        self.f.write(bytes(data))
+
+    def _add_chunk(self, logical, buf, p):
+        length = struct.unpack_from("<Q", buf, p)[0]
+        nstripes = struct.unpack_from("<H", buf, p + 44)[0]
+        phys = [struct.unpack_from("<Q", buf, p + 48 + 32 * i + 8)[0] for i in range(nstripes)]
+        if not any(c[0] == logical for c in self.chunks):
+            self.chunks.append((logical, length, phys))
+        return 48 + 32 * nstripes
+
+    def _chunk_leaf(self, blk, items):
+        for (oid, typ, off, data_off, size) in items:
+            if typ == 228:
+                self._add_chunk(off, blk, data_off)
+
+    def physical(self, logical):
+        for (start, length, phys) in self.chunks:
+            if start <= logical < start + length:
+                return [p + logical - start for p in phys]
+        sys.exit("logical %d is not mapped" % logical)
+
+    def read_block(self, logical):
+        return self.read(self.physical(logical)[0], self.nodesize)
+
+    def write_block(self, logical, blk, mirrors=None):
+        struct.pack_into("<I", blk, 0, crc32c(bytes(blk[32:])))
+        blk[4:32] = bytes(28)
+        for i, p in enumerate(self.physical(logical)):
+            if mirrors is None or i in mirrors:
+                self.write(p, blk)
+
+    @staticmethod
+    def items(blk):
+        nr = struct.unpack_from("<I", blk, 96)[0]
+        out = []
+        for i in range(nr):
+            o = HDR + 25 * i
+            oid, typ, off = struct.unpack_from("<QBQ", blk, o)
+            doff, size = struct.unpack_from("<II", blk, o + 17)
+            out.append((oid, typ, off, HDR + doff, size))
+        return out
+
+    def walk(self, logical, fn):
+        """Calls fn(block, items) for every leaf of the tree rooted at logical;
+        fn returns True to stop."""
+        blk = self.read_block(logical)
+        level = blk[100]
+        if level == 0:
+            return fn(blk, self.items(blk)) if True else None
+        nr = struct.unpack_from("<I", blk, 96)[0]
+        for i in range(nr):
+            ptr = struct.unpack_from("<Q", blk, HDR + 33 * i + 17)[0]
+            if self.walk(ptr, fn):
+                return True
+        return False
+
+    def tree_root(self, tree):
+        if tree == 1:
+            return struct.unpack_from("<Q", self.sb, 80)[0]
+        if tree == 3:
+            return struct.unpack_from("<Q", self.sb, 88)[0]
+        found = []
+
+        def fn(blk, items):
+            for (oid, typ, off, doff, size) in items:
+                if oid == tree and typ == 132:
+                    found.append(struct.unpack_from("<Q", blk, doff + 176)[0])
+                    return True
+            return False
+        self.walk(self.tree_root(1), fn)
+        if not found:
+            sys.exit("tree %d not found" % tree)
+        return found[0]
+
+    def edit_item(self, tree, match, edit):
+        """Finds the first item for which match(oid, typ, off) holds in tree,
+        calls edit(block, data_offset, size) and writes the leaf back."""
+        done = []
+
+        def fn(blk, items):
+            for (oid, typ, off, doff, size) in items:
+                if match(oid, typ, off):
+                    edit(blk, doff, size)
+                    self.write_block(struct.unpack_from("<Q", blk, 48)[0], blk)
+                    done.append(1)
+                    return True
+            return False
+        self.walk(self.tree_root(tree), fn)
+        if not done:
+            sys.exit("item not found")
+
+    def bg_tree(self):
+        compat_ro = struct.unpack_from("<Q", self.sb, 180)[0]
+        return 11 if compat_ro & (1 << 3) else 2
+
+    def supers(self):
+        return [o for o in SUPER_OFFSETS if o + 4096 <= self.size]
+
+    def write_super(self, off, sb, fix=True):
+        if fix:
+            struct.pack_into("<I", sb, 0, crc32c(bytes(sb[32:4096])))
+        self.write(off, sb)
+
+
+def num(s):
+    return int(s, 0)
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.exit(__doc__)
+    img, op, args = Image(argv[1]), argv[2], [num(a) for a in argv[3:]]
+
+    def put64(off_in_item):
+        def edit(blk, doff, size):
+            struct.pack_into("<Q", blk, doff + off_in_item, args[-1])
+        return edit
+
+    if op == "block-group-used":
+        img.edit_item(img.bg_tree(), lambda o, t, f: o == args[0] and t == 192, put64(0))
+    elif op == "block-group-flags":
+        img.edit_item(img.bg_tree(), lambda o, t, f: o == args[0] and t == 192, put64(16))
+    elif op == "sys-array-byte":
+        for off in img.supers():
+            sb = img.read(off, 4096)
+            if sb[64:72] == b"_BHRfS_M":
+                sb[811 + args[0]] = args[1]
+                img.write_super(off, sb)
+    elif op == "dev-extent-length":
+        img.edit_item(4, lambda o, t, f: o == args[0] and t == 204 and f == args[1], put64(24))
+    elif op == "dev-item-bytes-used":
+        img.edit_item(3, lambda o, t, f: o == 1 and t == 216 and f == args[0], put64(16))
+    elif op == "dev-item-total-bytes":
+        img.edit_item(3, lambda o, t, f: o == 1 and t == 216 and f == args[0], put64(8))
+    elif op in ("extent-refs", "extent-generation"):
+        field = 0 if op == "extent-refs" else 8
+        img.edit_item(2, lambda o, t, f: o == args[0] and t in (168, 169), put64(field))
+    elif op == "extent-ref-root":
+        def edit(blk, doff, size):
+            flags = struct.unpack_from("<Q", blk, doff + 16)[0]
+            skinny = [t for (o, t, f, d, z) in Image.items(blk) if d == doff][0] == 169
+            p = doff + 24 + (0 if skinny or not flags & 2 else 18)
+            struct.pack_into("<Q", blk, p + 1, args[1])
+        img.edit_item(2, lambda o, t, f: o == args[0] and t in (168, 169), edit)
+    elif op in ("data-ref-root", "data-ref-count"):
+        def edit(blk, doff, size):
+            if blk[doff + 24] != 178:
+                sys.exit("first inline ref is not an EXTENT_DATA_REF")
+            if op == "data-ref-root":
+                struct.pack_into("<Q", blk, doff + 25, args[1])
+            else:
+                struct.pack_into("<I", blk, doff + 49, args[1])
+        img.edit_item(2, lambda o, t, f: o == args[0] and t == 168, edit)
+    elif op == "extent-key-bytenr":
+        def fn(blk, items):
+            for i, (oid, typ, off, doff, size) in enumerate(items):
+                if oid == args[0] and typ in (168, 169):
+                    struct.pack_into("<Q", blk, HDR + 25 * i, args[1])
+                    img.write_block(struct.unpack_from("<Q", blk, 48)[0], blk)
+                    return True
+            return False
+        if not img.walk(img.tree_root(2), fn):
+            sys.exit("item not found")
+    elif op in ("header-generation", "header-owner"):
+        blk = img.read_block(args[0])
+        struct.pack_into("<Q", blk, 80 if op == "header-generation" else 88, args[1])
+        img.write_block(args[0], blk)
+    elif op == "leaf-key-objectid":
+        blk = img.read_block(args[0])
+        struct.pack_into("<Q", blk, HDR + 25 * args[1], args[2])
+        img.write_block(args[0], blk)
+    elif op == "block-csum":
+        p = img.physical(args[0])[args[1]]
+        blk = img.read(p, img.nodesize)
+        blk[0] ^= 0xFF
+        img.write(p, blk)
+    elif op == "super-generation":
+        off = SUPER_OFFSETS[args[0]]
+        sb = img.read(off, 4096)
+        struct.pack_into("<Q", sb, 72, args[1])
+        img.write_super(off, sb)
+    elif op == "super-bytes-used":
+        for off in img.supers():
+            sb = img.read(off, 4096)
+            struct.pack_into("<Q", sb, 120, args[0])
+            img.write_super(off, sb)
+    elif op == "super-csum":
+        off = SUPER_OFFSETS[args[0]]
+        sb = img.read(off, 4096)
+        sb[0] ^= 0xFF
+        img.write_super(off, sb, fix=False)
+    elif op == "find":
+        def fn(blk, items):
+            for (oid, typ, off, doff, size) in items:
+                if typ == args[1]:
+                    print(oid, off, struct.unpack_from("<Q", blk, 48)[0])
+            return False
+        img.walk(img.tree_root(args[0]), fn)
+    else:
+        sys.exit("unknown operation " + op)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
