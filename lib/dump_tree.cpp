@@ -22,7 +22,13 @@
 #include "tree.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <fcntl.h>
+#include <memory>
+#include <mutex>
 #include <strings.h>
+#include <thread>
 #include <unordered_set>
 
 namespace btk {
@@ -115,21 +121,284 @@ uint64_t parse_tree_id(std::string_view arg, std::string_view& rest) {
     return 0;
 }
 
+// Where the dump goes: text written by the traversal (text()) and tree
+// blocks (block()), kept in that order. With worker threads, blocks are
+// formatted in batches on the workers while the caller goes on reading, and
+// each batch's text is written, in order, by whichever worker finishes the
+// batch that is next; all Filesystem calls stay on the calling thread. Without
+// workers, blocks are formatted straight into text().
+class Sink {
+public:
+    Sink(std::FILE* file, unsigned workers) : file_(file), text_(workers ? nullptr : file) {
+        max_in_flight_ = 2 * workers;
+        for (unsigned i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+        if (workers) cur_ = new_batch();
+    }
+    ~Sink() {
+        flush();
+        {
+            std::lock_guard lk(m_);
+            stop_ = true;
+        }
+        work_cv_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    Sink(const Sink&) = delete;
+    Sink& operator=(const Sink&) = delete;
+
+    // Text in order with the blocks.
+    Out& text() { return text_; }
+
+    void block(const PrintContext& ctx, const BlockRef& b) {
+        if (threads_.empty()) {
+            print_tree_block(text_, ctx, *b);
+            return;
+        }
+        cur_->entries.push_back({text_.size(), ctx, b});
+        cur_->block_bytes += b->size();
+        if (cur_->block_bytes >= kBatchBlockBytes) submit();
+    }
+
+    // Everything given so far is written to the file and flushed (before a
+    // diagnostic goes to stderr).
+    void flush() {
+        if (threads_.empty()) {
+            text_.flush();
+        } else {
+            if (!cur_->entries.empty() || text_.size()) submit();
+            std::unique_lock lk(m_);
+            space_cv_.wait(lk, [&] { return order_.empty(); });
+        }
+        if (file_) std::fflush(file_);
+    }
+
+private:
+    // Blocks per batch, in bytes: a batch's text is about 0.2 to 2 times
+    // this, so a few batches in flight stay within a few MiB.
+    static constexpr size_t kBatchBlockBytes = 256u << 10;
+
+    struct Entry {
+        size_t text_end;  // text_ bytes that come before the block
+        PrintContext ctx;
+        BlockRef block;
+    };
+    struct Batch {
+        Out text{nullptr};  // the caller's text around the blocks
+        std::vector<Entry> entries;
+        size_t block_bytes = 0;
+        Out result{nullptr};
+        bool done = false;
+    };
+
+    std::unique_ptr<Batch> new_batch() {
+        std::lock_guard lk(m_);
+        if (free_.empty()) return std::make_unique<Batch>();
+        auto b = std::move(free_.back());
+        free_.pop_back();
+        return b;
+    }
+
+    void submit() {
+        cur_->text.swap_text(text_);
+        text_.clear();
+        Batch* b = cur_.release();
+        {
+            std::unique_lock lk(m_);
+            space_cv_.wait(lk, [&] { return order_.size() < max_in_flight_; });
+            order_.push_back(std::unique_ptr<Batch>(b));
+            todo_.push_back(b);
+        }
+        work_cv_.notify_one();
+        cur_ = new_batch();
+    }
+
+    static void format(Batch& b) {
+        Out& r = b.result;
+        const char* text = b.text.data();
+        size_t at = 0;
+        for (const Entry& e : b.entries) {
+            r.append(text + at, e.text_end - at);
+            at = e.text_end;
+            print_tree_block(r, e.ctx, *e.block);
+        }
+        r.append(text + at, b.text.size() - at);
+        b.entries.clear();
+        b.block_bytes = 0;
+        b.text.clear();
+    }
+
+    void work() {
+        std::unique_lock lk(m_);
+        for (;;) {
+            work_cv_.wait(lk, [&] { return stop_ || !todo_.empty(); });
+            if (todo_.empty()) return;
+            Batch* b = todo_.front();
+            todo_.pop_front();
+            lk.unlock();
+            format(*b);
+            lk.lock();
+            b->done = true;
+            if (writing_) continue;  // the thread writing will take it
+            // Write every finished batch that is next in order.
+            writing_ = true;
+            // A batch leaves order_ only once written, so flush() returns
+            // after the text is out.
+            while (!order_.empty() && order_.front()->done) {
+                Batch* w = order_.front().get();  // stays put: only the writer pops
+                lk.unlock();
+                if (w->result.size()) std::fwrite(w->result.data(), 1, w->result.size(), file_);
+                w->result.clear();
+                w->done = false;
+                lk.lock();
+                free_.push_back(std::move(order_.front()));
+                order_.pop_front();
+                space_cv_.notify_all();
+            }
+            writing_ = false;
+        }
+    }
+
+    std::FILE* file_;
+    Out text_;
+    size_t max_in_flight_ = 0;
+    std::unique_ptr<Batch> cur_;  // being filled by the caller
+
+    std::mutex m_;
+    std::condition_variable work_cv_, space_cv_;
+    std::deque<std::unique_ptr<Batch>> order_;  // submitted, not yet written
+    std::deque<Batch*> todo_;                   // submitted, not yet taken by a worker
+    std::vector<std::unique_ptr<Batch>> free_;
+    bool writing_ = false, stop_ = false;
+    std::vector<std::thread> threads_;
+};
+
+// Formatting threads: one per core (a few at most), none on one core.
+// BTK_DUMP_THREADS=N overrides (0: no threads, everything on the reading
+// thread).
+unsigned dump_workers() {
+    if (const char* e = std::getenv("BTK_DUMP_THREADS"); e && *e)
+        return unsigned(std::min(8L, std::max(0L, std::strtol(e, nullptr, 10))));
+    const unsigned n = std::thread::hardware_concurrency();
+    return n <= 1 ? 0 : std::min(n, 4u);
+}
+
+// Tells the kernel which tree blocks will be read next (their first copy, as
+// read_block reads it first), so that a dump from a cold page cache keeps many
+// reads in flight instead of waiting for each block in turn (progs drops the
+// image's page cache when it exits). Contiguous blocks go in one hint. The
+// block addresses are mapped on the reading thread (the chunk map is all it
+// reads of the Filesystem); the hints themselves, which allocate page cache
+// and start the reads, are given on a thread of their own.
+class Prefetcher {
+public:
+    // Without `threaded`, hints are given on the calling thread.
+    Prefetcher(Filesystem& fs, bool threaded) : fs_(fs), nodesize_(fs.nodesize()) {
+        if (threaded) thread_ = std::thread([this] { work(); });
+    }
+    ~Prefetcher() {
+        if (!thread_.joinable()) return;
+        {
+            std::lock_guard lk(m_);
+            stop_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+    Prefetcher(const Prefetcher&) = delete;
+    Prefetcher& operator=(const Prefetcher&) = delete;
+
+    void add(uint64_t bytenr) {
+        auto ranges = fs_.chunk_map().map(bytenr, nodesize_, 0);
+        if (!ranges) return;
+        for (const PhysicalRange& r : *ranges) {
+            if (cur_.length && r.devid == devid_ && r.physical == cur_.offset + cur_.length &&
+                cur_.length < kMaxHint) {
+                cur_.length += r.length;
+                continue;
+            }
+            end_range();
+            const Device* d = fs_.device(r.devid);
+            devid_ = r.devid;
+            cur_ = {d ? d->fd() : -1, r.physical, r.length};
+        }
+    }
+    // Gives the hints added so far.
+    void flush() {
+        end_range();
+        if (pending_.empty()) return;
+        if (!thread_.joinable()) {
+            for (const Range& r : pending_) hint(r);
+            pending_.clear();
+            return;
+        }
+        {
+            std::lock_guard lk(m_);
+            if (queue_.size() < kMaxQueued) queue_.insert(queue_.end(), pending_.begin(), pending_.end());
+        }
+        pending_.clear();
+        cv_.notify_one();
+    }
+
+private:
+    static constexpr uint64_t kMaxHint = 8u << 20;
+    static constexpr size_t kMaxQueued = 1u << 16;
+
+    struct Range {
+        int fd;
+        uint64_t offset, length;
+    };
+
+    void end_range() {
+        if (cur_.length && cur_.fd >= 0) pending_.push_back(cur_);
+        cur_.length = 0;
+    }
+    static void hint(const Range& r) {
+        ::posix_fadvise(r.fd, off_t(r.offset), off_t(r.length), POSIX_FADV_WILLNEED);
+    }
+    void work() {
+        std::vector<Range> batch;
+        std::unique_lock lk(m_);
+        for (;;) {
+            cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+            if (stop_) return;
+            batch.swap(queue_);
+            lk.unlock();
+            for (const Range& r : batch) hint(r);
+            batch.clear();
+            lk.lock();
+        }
+    }
+
+    Filesystem& fs_;
+    uint32_t nodesize_;
+    uint64_t devid_ = 0;
+    Range cur_{-1, 0, 0};
+    std::vector<Range> pending_;
+
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::vector<Range> queue_;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
 class Dumper {
 public:
-    Dumper(Filesystem& fs, Out& out, std::FILE* err, const PrintContext& ctx, Traversal traversal)
-        : fs_(fs), out_(out), err_(err), ctx_(ctx), dfs_(traversal == Traversal::dfs) {}
+    Dumper(Filesystem& fs, Sink& sink, std::FILE* err, const PrintContext& ctx, Traversal traversal,
+           bool threaded)
+        : fs_(fs), sink_(sink), out_(sink.text()), err_(err), ctx_(ctx),
+          dfs_(traversal == Traversal::dfs), prefetch_(fs, threaded) {}
 
     bool json() const { return ctx_.format == PrintFormat::json; }
 
     template <typename... Args>
     void error(fmt::format_string<Args...> f, Args&&... args) {
-        out_.flush();
+        sink_.flush();
         fmt::print(err_, "ERROR: {}\n", fmt::format(f, std::forward<Args>(args)...));
     }
     template <typename... Args>
     void warning(fmt::format_string<Args...> f, Args&&... args) {
-        out_.flush();
+        sink_.flush();
         fmt::print(err_, "WARNING: {}\n", fmt::format(f, std::forward<Args>(args)...));
     }
 
@@ -141,7 +410,7 @@ public:
 
     // btrfs_print_tree: the block, then (with follow) every block below it.
     void print_tree(const BlockRef& b, bool follow) {
-        print_tree_block(out_, ctx_, *b);
+        sink_.block(ctx_, b);
         if (b->is_leaf() || !follow) return;
         seen_.clear();
         seen_.insert(b->bytenr());
@@ -154,9 +423,10 @@ public:
     // -e: only the leaves below `b`, depth first, without header checksums.
     void print_leaves(const BlockRef& b, const PrintContext& plain) {
         if (b->is_leaf()) {
-            print_tree_block(out_, plain, *b);
+            sink_.block(plain, b);
             return;
         }
+        hint_children(*b);
         for (uint32_t i = 0; i < b->nritems(); ++i) {
             auto next = read(b->blockptr(i));
             if (!next) {
@@ -186,6 +456,14 @@ private:
         uint32_t slot;
     };
 
+    // Blocks hinted ahead of the reads.
+    static constexpr size_t kPrefetchBlocks = 512;
+
+    void hint_children(const TreeBlock& node) {
+        for (uint32_t i = 0; i < node.nritems(); ++i) prefetch_.add(node.blockptr(i));
+        prefetch_.flush();
+    }
+
     static void add_children(const TreeBlock& node, std::vector<Ptr>& to) {
         for (uint32_t i = 0; i < node.nritems(); ++i) to.push_back({node.blockptr(i), node.bytenr(), i});
     }
@@ -198,7 +476,15 @@ private:
         int expect = root.level() - 1;
         while (!level.empty() && expect >= 0) {
             next.clear();
-            for (const Ptr& p : level) {
+            size_t hinted = 0;
+            for (size_t i = 0; i < level.size(); ++i) {
+                const Ptr& p = level[i];
+                if (i + kPrefetchBlocks / 2 >= hinted && hinted < level.size()) {
+                    const size_t end = std::min(level.size(), i + kPrefetchBlocks);
+                    for (size_t j = hinted; j < end; ++j) prefetch_.add(level[j].bytenr);
+                    prefetch_.flush();
+                    hinted = end;
+                }
                 auto r = read(p.bytenr);
                 if (!r) {
                     error("{}", r.error().message);
@@ -215,7 +501,7 @@ private:
                     warning("tree block {} is referenced twice, skipping it", p.bytenr);
                     continue;
                 }
-                print_tree_block(out_, ctx_, *b);
+                sink_.block(ctx_, b);
                 if (!b->is_leaf()) add_children(*b, next);
             }
             level.swap(next);
@@ -226,12 +512,13 @@ private:
     // Each child followed by its subtree; unreadable or misplaced children
     // are reported and skipped.
     void print_children_dfs(const TreeBlock& node) {
+        hint_children(node);
         for (uint32_t i = 0; i < node.nritems(); ++i) {
             const uint64_t bytenr = node.blockptr(i);
             auto r = read(bytenr);
             if (!r) {
                 error("{}", r.error().message);
-                out_.flush();
+                sink_.flush();
                 fmt::print(err_, "failed to read {} in tree {}\n", bytenr, node.owner());
                 continue;
             }
@@ -246,17 +533,19 @@ private:
                 warning("tree block {} is referenced twice, skipping it", bytenr);
                 continue;
             }
-            print_tree_block(out_, ctx_, *b);
+            sink_.block(ctx_, b);
             if (!b->is_leaf()) print_children_dfs(*b);
         }
     }
 
     Filesystem& fs_;
+    Sink& sink_;
     Out& out_;
     std::FILE* err_;
     const PrintContext& ctx_;
     bool dfs_;
     std::unordered_set<uint64_t> seen_;  // blocks printed in the current tree
+    Prefetcher prefetch_;
 };
 
 void json_key(Out& out, const Key& k) {
@@ -348,7 +637,9 @@ int dump_tree(const DumpTreeOptions& opts, std::FILE* out_file, std::FILE* err) 
         }
     }
 
-    Out out(out_file);
+    const unsigned workers = dump_workers();
+    Sink sink(out_file, workers);
+    Out& out = sink.text();
     const bool json = opts.format == OutputFormat::json;
     if (!json) out.write(kBanner);
 
@@ -359,13 +650,13 @@ int dump_tree(const DumpTreeOptions& opts, std::FILE* out_file, std::FILE* err) 
     oo.cache_bytes = 1ull << 20;  // each block is printed once; a small cache keeps memory warm
     auto opened = Filesystem::open(opts.devices, oo);
     if (!opened) {
-        out.flush();
+        sink.flush();
         fmt::print(err, "ERROR: {}\nERROR: unable to open {}\n", opened.error().message, opts.devices[0]);
         return 1;
     }
     Filesystem& fs = **opened;
     for (const auto& w : fs.open_warnings()) {
-        out.flush();
+        sink.flush();
         fmt::print(err, "WARNING: {}\n", w);
     }
     // Progs reports each device a chunk needs but that was not given, on
@@ -388,7 +679,7 @@ int dump_tree(const DumpTreeOptions& opts, std::FILE* out_file, std::FILE* err) 
     ctx.csum_headers = opts.csum_headers;
     ctx.csum_items = opts.csum_items;
     ctx.format = json ? PrintFormat::json : PrintFormat::text;
-    Dumper d(fs, out, err, ctx, opts.traversal);
+    Dumper d(fs, sink, err, ctx, opts.traversal, workers > 0);
 
     if (!blocks.empty()) return dump_blocks(fs, d, opts, blocks);
 

@@ -187,7 +187,7 @@ std::string Filesystem::verify_block(std::span<const uint8_t> raw, uint64_t byte
 
 Result<BlockRef> Filesystem::read_block_raw(uint64_t bytenr, int mirror) {
     const uint32_t ns = nodesize();
-    auto buf = std::make_unique<uint8_t[]>(ns);
+    auto buf = std::make_unique_for_overwrite<uint8_t[]>(ns);
     BTK_TRY(read_logical(bytenr, {buf.get(), ns}, mirror));
     return TreeBlock::parse(std::move(buf), ns);
 }
@@ -202,8 +202,16 @@ static std::string check_expect(const TreeBlock& b, const BlockExpect& e) {
         return fmt::format("first key ({} {} {}) differs from parent key ({} {} {})", k.objectid, k.type,
                            k.offset, x.objectid, x.type, x.offset);
     }
-    for (uint32_t i = 1; i < b.nritems(); ++i)
-        if (!(b.key(i - 1) < b.key(i))) return fmt::format("keys out of order at slot {}", i);
+    // Key order, compared straight from the item or pointer table (the key
+    // is the first member of both; parse() checked that the table fits).
+    const uint8_t* table = b.raw().data() + sizeof(header);
+    const size_t stride = b.is_leaf() ? sizeof(item) : sizeof(key_ptr);
+    Key prev = b.nritems() ? Key::from_disk(*reinterpret_cast<const disk_key*>(table)) : Key{};
+    for (uint32_t i = 1; i < b.nritems(); ++i) {
+        const Key k = Key::from_disk(*reinterpret_cast<const disk_key*>(table + i * stride));
+        if (!(prev < k)) return fmt::format("keys out of order at slot {}", i);
+        prev = k;
+    }
     return {};
 }
 
@@ -219,7 +227,7 @@ Result<BlockRef> Filesystem::read_block(uint64_t bytenr, const BlockExpect& expe
     std::string first_problem;
     const uint32_t ns = nodesize();
     for (int m = 0; m < copies; ++m) {
-        auto buf = std::make_unique<uint8_t[]>(ns);
+        auto buf = std::make_unique_for_overwrite<uint8_t[]>(ns);
         if (auto s = read_logical(bytenr, {buf.get(), ns}, m); !s) {
             if (first_problem.empty()) first_problem = s.error().message;
             continue;

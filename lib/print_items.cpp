@@ -19,51 +19,70 @@ namespace {
 // whole-filesystem dump, so they avoid format-string parsing where it is easy.
 class Text {
 public:
-    explicit Text(Out& out) : b_(out.buffer()) {}
+    explicit Text(Out& out) : o_(out) {}
     template <size_t N>
     Text& s(const char (&literal)[N]) {
-        print_detail::append(b_, literal, N - 1);
+        o_.append(literal, N - 1);
         return *this;
     }
     Text& s(std::string_view v) {
-        print_detail::append(b_, v.data(), v.size());
+        o_.append(v.data(), v.size());
         return *this;
     }
     Text& c(char ch) {
-        b_.push_back(ch);
+        o_.put(ch);
         return *this;
     }
     Text& u(uint64_t v) {
-        print_detail::append_u64(b_, v);
+        o_.u64(v);
         return *this;
     }
     Text& i(int64_t v) {
-        fmt::format_int f(v);
-        print_detail::append(b_, f.data(), f.size());
+        if (v < 0) {
+            o_.put('-');
+            o_.u64(uint64_t(0) - uint64_t(v));
+        } else {
+            o_.u64(uint64_t(v));
+        }
         return *this;
     }
     Text& hex(uint64_t v) {
-        fmt::format_to(std::back_inserter(b_), "{:x}", v);
+        o_.hex(v);
         return *this;
     }
     Text& bytes_hex(const uint8_t* p, size_t n) {
         static constexpr char digits[] = "0123456789abcdef";
+        char* w = o_.reserve(2 * n);
         for (size_t k = 0; k < n; ++k) {
-            b_.push_back(digits[p[k] >> 4]);
-            b_.push_back(digits[p[k] & 15]);
+            *w++ = digits[p[k] >> 4];
+            *w++ = digits[p[k] & 15];
         }
+        o_.advance(w);
         return *this;
     }
     Text& uuid(const uint8_t* p) {
-        char buf[36];
-        format_uuid(p, buf);
-        return s({buf, 36});
+        char* w = o_.reserve(36);
+        format_uuid(p, w);
+        o_.advance(w + 36);
+        return *this;
     }
-    fmt::memory_buffer& buf() { return b_; }
 
 private:
-    fmt::memory_buffer& b_;
+    Out& o_;
 };
+
+// Octal digits of v at p (at most 22 bytes).
+char* oct_text(char* p, uint64_t v) {
+    char buf[24];
+    char* e = buf + sizeof(buf);
+    char* q = e;
+    do {
+        *--q = char('0' + (v & 7));
+        v >>= 3;
+    } while (v);
+    std::memcpy(p, q, size_t(e - q));
+    return p + (e - q);
+}
 
 // The bytes of a name as progs' "%.*s" prints them: at most `max` bytes,
 // stopping at the first NUL, clipped to what the item holds.
@@ -109,16 +128,24 @@ std::string_view local_time_text(uint64_t sec) {
     return {e.text, e.len};
 }
 
-void print_timespec(Text& t, std::string_view prefix, const format::timespec& ts) {
+// At most 16 (prefix) + 20 + 1 + 10 + 2 + 45 + 2 bytes.
+constexpr size_t kTimespecTextMax = 96;
+template <size_t N>
+[[gnu::always_inline]] inline char* timespec_text(char* p, const char (&prefix)[N],
+                                                  const format::timespec& ts) {
+    static_assert(N <= 17);
     const uint64_t sec = ts.sec;
-    t.s(prefix).u(sec).c('.').u(ts.nsec.get()).s(" (").s(local_time_text(sec)).s(")\n");
+    return Cursor{p}.s(prefix).u(sec).c('.').u(ts.nsec.get()).s(" (").s(local_time_text(sec))
+        .s(")\n").p;
 }
 
 void print_disk_key(Out& out, const disk_key& k) { print_key(out, Key::from_disk(k)); }
 
 // --- flag strings ------------------------------------------------------------
 
-void inode_flags_text(Text& t, uint64_t flags) {
+// At most 104 bytes.
+char* inode_flags_text(char* p, uint64_t flags) {
+    Cursor t{p};
     static constexpr struct {
         uint64_t bit;
         std::string_view name;
@@ -138,6 +165,7 @@ void inode_flags_text(Text& t, uint64_t flags) {
         empty = false;
     }
     if (empty) t.s("none");
+    return t.p;
 }
 
 // The profile name progs 6.2 picks when several profile bits are set: the
@@ -209,65 +237,79 @@ std::string_view file_extent_type_name(uint8_t type) {
 void print_inode_item(Out& out, std::span<const uint8_t> data) {
     const auto* ii = need<inode_item>(out, data);
     if (!ii) return;
-    Text t(out);
+    // Three lines of at most 130 bytes, the flags (104), four timestamps.
+    Cursor t{out.reserve(3 * 130 + 104 + 4 * kTimespecTextMax)};
     t.s("\t\tgeneration ").u(ii->generation).s(" transid ").u(ii->transid).s(" size ")
         .u(ii->size).s(" nbytes ").u(ii->nbytes).s("\n\t\tblock group ").u(ii->block_group)
         .s(" mode ");
-    fmt::format_to(std::back_inserter(t.buf()), "{:o}", ii->mode.get());
+    t.p = oct_text(t.p, ii->mode.get());
     t.s(" links ").u(ii->nlink.get()).s(" uid ").u(ii->uid.get()).s(" gid ").u(ii->gid.get())
         .s(" rdev ").u(ii->rdev).s("\n\t\tsequence ").u(ii->sequence).s(" flags 0x")
         .hex(ii->flags).c('(');
-    inode_flags_text(t, ii->flags);
+    t.p = inode_flags_text(t.p, ii->flags);
     t.s(")\n");
-    print_timespec(t, "\t\tatime ", ii->atime);
-    print_timespec(t, "\t\tctime ", ii->ctime);
-    print_timespec(t, "\t\tmtime ", ii->mtime);
-    print_timespec(t, "\t\totime ", ii->otime);
+    t.p = timespec_text(t.p, "\t\tatime ", ii->atime);
+    t.p = timespec_text(t.p, "\t\tctime ", ii->ctime);
+    t.p = timespec_text(t.p, "\t\tmtime ", ii->mtime);
+    t.p = timespec_text(t.p, "\t\totime ", ii->otime);
+    out.advance(t.p);
 }
 
-void print_name_or_hidden(Text& t, const PrintContext& ctx, std::string_view name) {
+// At most 7 + NAME_LEN bytes (names come from printable_name()).
+[[gnu::always_inline]] inline char* name_or_hidden_text(char* p, const PrintContext& ctx,
+                                                        std::string_view name) {
+    Cursor t{p};
     if (ctx.hide_names)
         t.s("name: HIDDEN\n");
     else
         t.s("name: ").s(name).c('\n');
+    return t.p;
 }
 
+// Each ref (or note) is at most this many bytes.
+constexpr size_t kRefTextMax = 128 + 7 + NAME_LEN + 64;
+
 void print_inode_ref(Out& out, const PrintContext& ctx, std::span<const uint8_t> data) {
-    Text t(out);
     size_t cur = 0;
     while (cur < data.size()) {
+        Cursor t{out.reserve(kRefTextMax)};
         const auto* ref = view_at<inode_ref>(data, cur);
         if (!ref) {
             t.s("\t\t[inode ref truncated at offset ").u(cur).s("]\n");
+            out.advance(t.p);
             return;
         }
         const uint32_t name_len = ref->name_len;
         t.s("\t\tindex ").u(ref->index).s(" namelen ").u(name_len).c(' ');
-        print_name_or_hidden(t, ctx, printable_name(data, cur + sizeof(*ref), name_len));
+        t.p = name_or_hidden_text(t.p, ctx, printable_name(data, cur + sizeof(*ref), name_len));
         cur += sizeof(*ref) + name_len;
         if (cur > data.size()) t.s("\t\t[name runs past the item end]\n");
+        out.advance(t.p);
     }
 }
 
 void print_inode_extref(Out& out, const PrintContext& ctx, std::span<const uint8_t> data) {
-    Text t(out);
     size_t cur = 0;
     while (cur < data.size()) {
+        Cursor t{out.reserve(kRefTextMax)};
         const auto* ref = view_at<inode_extref>(data, cur);
         if (!ref) {
             t.s("\t\t[inode extref truncated at offset ").u(cur).s("]\n");
+            out.advance(t.p);
             return;
         }
         const uint32_t name_len = ref->name_len;
         t.s("\t\tindex ").u(ref->index).s(" parent ").u(ref->parent_objectid).s(" namelen ")
             .u(name_len).c(' ');
-        print_name_or_hidden(t, ctx, printable_name(data, cur + sizeof(*ref), name_len));
+        t.p = name_or_hidden_text(t.p, ctx, printable_name(data, cur + sizeof(*ref), name_len));
         cur += sizeof(*ref) + name_len;
         if (cur > data.size()) t.s("\t\t[name runs past the item end]\n");
+        out.advance(t.p);
     }
 }
 
-void print_dir_type(Text& t, uint8_t type) {
+// At most 12 bytes.
+[[gnu::always_inline]] inline void print_dir_type(Cursor& t, uint8_t type) {
     static constexpr std::string_view names[] = {"",     "FILE", "DIR",     "CHRDEV", "BLKDEV",
                                                  "FIFO", "SOCK", "SYMLINK", "XATTR"};
     if (type >= 1 && type < std::size(names))
@@ -277,16 +319,18 @@ void print_dir_type(Text& t, uint8_t type) {
 }
 
 void print_dir_item(Out& out, const PrintContext& ctx, std::span<const uint8_t> data) {
-    Text t(out);
     size_t cur = 0;
     while (cur < data.size()) {
+        // A key, three short lines, a name and data of at most NAME_LEN each.
+        Cursor t{out.reserve(print_detail::kKeyTextMax + 256 + 2 * NAME_LEN)};
         const auto* di = view_at<dir_item>(data, cur);
         if (!di) {
             t.s("\t\t[dir item truncated at offset ").u(cur).s("]\n");
+            out.advance(t.p);
             return;
         }
         t.s("\t\tlocation ");
-        print_disk_key(out, di->location);
+        t.p = print_detail::key_text(t.p, Key::from_disk(di->location));
         t.s(" type ");
         print_dir_type(t, di->type);
         const uint32_t name_len = di->name_len, data_len = di->data_len;
@@ -305,6 +349,7 @@ void print_dir_item(Out& out, const PrintContext& ctx, std::span<const uint8_t> 
         }
         cur = name_off + name_len + data_len;
         if (cur > data.size()) t.s("\t\t[name or data runs past the item end]\n");
+        out.advance(t.p);
     }
 }
 
@@ -314,25 +359,29 @@ void print_root_item(Out& out, std::span<const uint8_t> data) {
     root_item ri;
     std::memset(&ri, 0, sizeof(ri));
     std::memcpy(&ri, data.data(), std::min(data.size(), sizeof(ri)));
-    Text t(out);
     const uint64_t flags = ri.flags;
-    t.s("\t\tgeneration ").u(ri.generation).s(" root_dirid ").u(ri.root_dirid).s(" bytenr ")
-        .u(ri.bytenr).s(" byte_limit ").u(ri.byte_limit).s(" bytes_used ").u(ri.bytes_used)
-        .s("\n\t\tlast_snapshot ").u(ri.last_snapshot).s(" flags 0x").hex(flags).c('(')
-        .s(flags & ROOT_SUBVOL_RDONLY ? "RDONLY" : "none").s(") refs ").u(ri.refs.get())
-        .s("\n\t\tdrop_progress ");
-    print_disk_key(out, ri.drop_progress);
-    t.s(" drop_level ").u(ri.drop_level).s("\n\t\tlevel ").u(ri.level).s(" generation_v2 ")
-        .u(ri.generation_v2).c('\n');
-    if (ri.generation.get() != ri.generation_v2.get()) return;
-    t.s("\t\tuuid ").uuid(ri.uuid).s("\n\t\tparent_uuid ").uuid(ri.parent_uuid)
-        .s("\n\t\treceived_uuid ").uuid(ri.received_uuid).s("\n\t\tctransid ").u(ri.ctransid)
-        .s(" otransid ").u(ri.otransid).s(" stransid ").u(ri.stransid).s(" rtransid ")
-        .u(ri.rtransid).c('\n');
-    print_timespec(t, "\t\tctime ", ri.ctime);
-    print_timespec(t, "\t\totime ", ri.otime);
-    print_timespec(t, "\t\tstime ", ri.stime);
-    print_timespec(t, "\t\trtime ", ri.rtime);
+    {
+        Text t(out);
+        t.s("\t\tgeneration ").u(ri.generation).s(" root_dirid ").u(ri.root_dirid).s(" bytenr ")
+            .u(ri.bytenr).s(" byte_limit ").u(ri.byte_limit).s(" bytes_used ").u(ri.bytes_used)
+            .s("\n\t\tlast_snapshot ").u(ri.last_snapshot).s(" flags 0x").hex(flags).c('(')
+            .s(flags & ROOT_SUBVOL_RDONLY ? "RDONLY" : "none").s(") refs ").u(ri.refs.get())
+            .s("\n\t\tdrop_progress ");
+        print_disk_key(out, ri.drop_progress);
+        t.s(" drop_level ").u(ri.drop_level).s("\n\t\tlevel ").u(ri.level).s(" generation_v2 ")
+            .u(ri.generation_v2).c('\n');
+        if (ri.generation.get() != ri.generation_v2.get()) return;
+        t.s("\t\tuuid ").uuid(ri.uuid).s("\n\t\tparent_uuid ").uuid(ri.parent_uuid)
+            .s("\n\t\treceived_uuid ").uuid(ri.received_uuid).s("\n\t\tctransid ").u(ri.ctransid)
+            .s(" otransid ").u(ri.otransid).s(" stransid ").u(ri.stransid).s(" rtransid ")
+            .u(ri.rtransid).c('\n');
+    }
+    Cursor t{out.reserve(4 * kTimespecTextMax)};
+    t.p = timespec_text(t.p, "\t\tctime ", ri.ctime);
+    t.p = timespec_text(t.p, "\t\totime ", ri.otime);
+    t.p = timespec_text(t.p, "\t\tstime ", ri.stime);
+    t.p = timespec_text(t.p, "\t\trtime ", ri.rtime);
+    out.advance(t.p);
 }
 
 void print_root_ref(Out& out, std::span<const uint8_t> data, std::string_view tag) {
@@ -350,23 +399,28 @@ void print_extent_item(Out& out, const Key& key, std::span<const uint8_t> data) 
     const bool metadata = key.type == METADATA_ITEM_KEY;
     const auto* ei = view_at<extent_item>(data);
     if (!ei) return;  // progs prints nothing for (v0) items this small
-    Text t(out);
     const uint64_t flags = ei->flags;
-    t.s("\t\trefs ").u(ei->refs).s(" gen ").u(ei->generation).s(" flags ");
-    extent_flags_text(t, flags);
-    t.c('\n');
+    {
+        Text t(out);
+        t.s("\t\trefs ").u(ei->refs).s(" gen ").u(ei->generation).s(" flags ");
+        extent_flags_text(t, flags);
+        t.c('\n');
+    }
     size_t ptr = sizeof(*ei);
     if ((flags & EXTENT_FLAG_TREE_BLOCK) && !metadata) {
         const auto* info = need<tree_block_info>(out, data, ptr);
         if (!info) return;
+        Text t(out);
         t.s("\t\ttree block ");
         print_disk_key(out, info->key);
         t.s(" level ").u(info->level).c('\n');
         ptr += sizeof(*info);
     } else if (metadata) {
-        t.s("\t\ttree block skinny level ").i(static_cast<int>(key.offset)).c('\n');
+        Text(out).s("\t\ttree block skinny level ").i(static_cast<int>(key.offset)).c('\n');
     }
     while (ptr < data.size()) {
+        // One line of at most two numbers, an object id and two more numbers.
+        Cursor t{out.reserve(256)};
         const uint8_t type = data[ptr];
         size_t len;
         switch (type) {
@@ -379,13 +433,14 @@ void print_extent_item(Out& out, const Key& key, std::span<const uint8_t> data) 
         if (data.size() - ptr < len) {
             t.s("\t\t[inline ref type ").u(type).s(" at offset ").u(ptr)
                 .s(" runs past the item end]\n");
+            out.advance(t.p);
             return;
         }
         const auto* iref = view_at<extent_inline_ref>(data, ptr);
         switch (type) {
         case TREE_BLOCK_REF_KEY:
             t.s("\t\ttree block backref root ");
-            print_objectid(out, iref->offset, 0);
+            t.p = print_detail::objectid_text(t.p, iref->offset, 0);
             t.c('\n');
             break;
         case SHARED_BLOCK_REF_KEY:
@@ -394,7 +449,7 @@ void print_extent_item(Out& out, const Key& key, std::span<const uint8_t> data) 
         case EXTENT_DATA_REF_KEY: {
             const auto* dref = view_at<extent_data_ref>(data, ptr + 1);
             t.s("\t\textent data backref root ");
-            print_objectid(out, dref->root, 0);
+            t.p = print_detail::objectid_text(t.p, dref->root, 0);
             t.s(" objectid ").u(dref->objectid).s(" offset ").u(dref->offset).s(" count ")
                 .u(dref->count.get()).c('\n');
             break;
@@ -406,6 +461,7 @@ void print_extent_item(Out& out, const Key& key, std::span<const uint8_t> data) 
             break;
         }
         }
+        out.advance(t.p);
         ptr += len;
     }
 }
@@ -473,27 +529,32 @@ void print_file_extent(Out& out, std::span<const uint8_t> data) {
     const uint8_t type = p[20];
     char cbuf[16];
     const std::string_view cname = compression_name(compression, cbuf);
-    Text t(out);
+    // At most two short lines and three of under 100 bytes.
+    Cursor t{out.reserve(512)};
     t.s("\t\tgeneration ").u(generation).s(" type ").u(type).s(" (")
         .s(file_extent_type_name(type)).s(")\n");
     if (type == FILE_EXTENT_INLINE) {
         t.s("\t\tinline extent data size ").u(data.size() - FILE_EXTENT_INLINE_DATA_START)
             .s(" ram_bytes ").u(ram_bytes).s(" compression ").u(compression).s(" (").s(cname)
             .s(")\n");
+        out.advance(t.p);
         return;
     }
+    out.advance(t.p);
     if (!fi) {
         too_small(out, data.size(), sizeof(file_extent_item));
         return;
     }
+    t.p = out.reserve(512);
     if (type == FILE_EXTENT_PREALLOC) {
         t.s("\t\tprealloc data disk byte ").u(fi->disk_bytenr).s(" nr ").u(fi->disk_num_bytes)
             .s("\n\t\tprealloc data offset ").u(fi->offset).s(" nr ").u(fi->num_bytes).c('\n');
-        return;
+    } else {
+        t.s("\t\textent data disk byte ").u(fi->disk_bytenr).s(" nr ").u(fi->disk_num_bytes)
+            .s("\n\t\textent data offset ").u(fi->offset).s(" nr ").u(fi->num_bytes).s(" ram ")
+            .u(ram_bytes).s("\n\t\textent compression ").u(compression).s(" (").s(cname).s(")\n");
     }
-    t.s("\t\textent data disk byte ").u(fi->disk_bytenr).s(" nr ").u(fi->disk_num_bytes)
-        .s("\n\t\textent data offset ").u(fi->offset).s(" nr ").u(fi->num_bytes).s(" ram ")
-        .u(ram_bytes).s("\n\t\textent compression ").u(compression).s(" (").s(cname).s(")\n");
+    out.advance(t.p);
 }
 
 void print_block_group_item(Out& out, std::span<const uint8_t> data) {
@@ -671,124 +732,156 @@ void format_uuid(const uint8_t u[16], char buf[36]) {
     }
 }
 
-void print_objectid(Out& out, uint64_t objectid, uint8_t type) {
-    Text t(out);
+namespace print_detail {
+
+namespace {
+
+// "%016llx".
+char* hex16_text(char* p, uint64_t v) {
+    static constexpr char digits[] = "0123456789abcdef";
+    for (int k = 15; k >= 0; --k) {
+        p[k] = digits[v & 15];
+        v >>= 4;
+    }
+    return p + 16;
+}
+
+std::string_view objectid_name(uint64_t objectid, uint8_t type) {
+    switch (objectid) {
+    case ROOT_TREE_OBJECTID: return type == DEV_ITEM_KEY ? "DEV_ITEMS" : "ROOT_TREE";
+    case EXTENT_TREE_OBJECTID: return "EXTENT_TREE";
+    case CHUNK_TREE_OBJECTID: return "CHUNK_TREE";
+    case DEV_TREE_OBJECTID: return "DEV_TREE";
+    case FS_TREE_OBJECTID: return "FS_TREE";
+    case ROOT_TREE_DIR_OBJECTID: return "ROOT_TREE_DIR";
+    case CSUM_TREE_OBJECTID: return "CSUM_TREE";
+    case BALANCE_OBJECTID: return "BALANCE";
+    case ORPHAN_OBJECTID: return "ORPHAN";
+    case TREE_LOG_OBJECTID: return "TREE_LOG";
+    case TREE_LOG_FIXUP_OBJECTID: return "LOG_FIXUP";
+    case TREE_RELOC_OBJECTID: return "TREE_RELOC";
+    case DATA_RELOC_TREE_OBJECTID: return "DATA_RELOC_TREE";
+    case EXTENT_CSUM_OBJECTID: return "EXTENT_CSUM";
+    case FREE_SPACE_OBJECTID: return "FREE_SPACE";
+    case FREE_INO_OBJECTID: return "FREE_INO";
+    case QUOTA_TREE_OBJECTID: return "QUOTA_TREE";
+    case UUID_TREE_OBJECTID: return "UUID_TREE";
+    case FREE_SPACE_TREE_OBJECTID: return "FREE_SPACE_TREE";
+    case MULTIPLE_OBJECTIDS: return "MULTIPLE";
+    case BLOCK_GROUP_TREE_OBJECTID: return "BLOCK_GROUP_TREE";
+    case uint64_t(-1): return "-1";
+    case FIRST_CHUNK_TREE_OBJECTID:
+        if (type == CHUNK_ITEM_KEY) return "FIRST_CHUNK_TREE";
+        break;
+    }
+    return {};
+}
+
+// Key type names in fixed slots, so that one is copied with a fixed-size copy.
+struct KeyTypeNames {
+    struct Name {
+        char text[24];
+        uint8_t len;
+    };
+    Name slots[256];
+
+    static constexpr void set(Name& n, std::string_view v) {
+        for (size_t k = 0; k < v.size(); ++k) n.text[k] = v[k];
+        n.len = uint8_t(v.size());
+    }
+    constexpr KeyTypeNames() : slots{} {
+        set(slots[INODE_ITEM_KEY], "INODE_ITEM");
+        set(slots[INODE_REF_KEY], "INODE_REF");
+        set(slots[INODE_EXTREF_KEY], "INODE_EXTREF");
+        set(slots[DIR_ITEM_KEY], "DIR_ITEM");
+        set(slots[DIR_INDEX_KEY], "DIR_INDEX");
+        set(slots[DIR_LOG_ITEM_KEY], "DIR_LOG_ITEM");
+        set(slots[DIR_LOG_INDEX_KEY], "DIR_LOG_INDEX");
+        set(slots[XATTR_ITEM_KEY], "XATTR_ITEM");
+        set(slots[VERITY_DESC_ITEM_KEY], "VERITY_DESC_ITEM");
+        set(slots[VERITY_MERKLE_ITEM_KEY], "VERITY_MERKLE_ITEM");
+        set(slots[ORPHAN_ITEM_KEY], "ORPHAN_ITEM");
+        set(slots[ROOT_ITEM_KEY], "ROOT_ITEM");
+        set(slots[ROOT_REF_KEY], "ROOT_REF");
+        set(slots[ROOT_BACKREF_KEY], "ROOT_BACKREF");
+        set(slots[EXTENT_ITEM_KEY], "EXTENT_ITEM");
+        set(slots[METADATA_ITEM_KEY], "METADATA_ITEM");
+        set(slots[TREE_BLOCK_REF_KEY], "TREE_BLOCK_REF");
+        set(slots[SHARED_BLOCK_REF_KEY], "SHARED_BLOCK_REF");
+        set(slots[EXTENT_DATA_REF_KEY], "EXTENT_DATA_REF");
+        set(slots[SHARED_DATA_REF_KEY], "SHARED_DATA_REF");
+        set(slots[EXTENT_REF_V0_KEY], "EXTENT_REF_V0");
+        set(slots[CSUM_ITEM_KEY], "CSUM_ITEM");
+        set(slots[EXTENT_CSUM_KEY], "EXTENT_CSUM");
+        set(slots[EXTENT_DATA_KEY], "EXTENT_DATA");
+        set(slots[BLOCK_GROUP_ITEM_KEY], "BLOCK_GROUP_ITEM");
+        set(slots[FREE_SPACE_INFO_KEY], "FREE_SPACE_INFO");
+        set(slots[FREE_SPACE_EXTENT_KEY], "FREE_SPACE_EXTENT");
+        set(slots[FREE_SPACE_BITMAP_KEY], "FREE_SPACE_BITMAP");
+        set(slots[CHUNK_ITEM_KEY], "CHUNK_ITEM");
+        set(slots[DEV_ITEM_KEY], "DEV_ITEM");
+        set(slots[DEV_EXTENT_KEY], "DEV_EXTENT");
+        set(slots[TEMPORARY_ITEM_KEY], "TEMPORARY_ITEM");
+        set(slots[DEV_REPLACE_KEY], "DEV_REPLACE");
+        set(slots[STRING_ITEM_KEY], "STRING_ITEM");
+        set(slots[QGROUP_STATUS_KEY], "QGROUP_STATUS");
+        set(slots[QGROUP_RELATION_KEY], "QGROUP_RELATION");
+        set(slots[QGROUP_INFO_KEY], "QGROUP_INFO");
+        set(slots[QGROUP_LIMIT_KEY], "QGROUP_LIMIT");
+        set(slots[PERSISTENT_ITEM_KEY], "PERSISTENT_ITEM");
+        set(slots[UUID_KEY_SUBVOL], "UUID_KEY_SUBVOL");
+        set(slots[UUID_KEY_RECEIVED_SUBVOL], "UUID_KEY_RECEIVED_SUBVOL");
+    }
+};
+constexpr KeyTypeNames kKeyTypeNames;
+
+}  // namespace
+
+char* objectid_text(char* p, uint64_t objectid, uint8_t type) {
+    Cursor t{p};
     switch (type) {
     case PERSISTENT_ITEM_KEY:
         if (objectid == DEV_STATS_OBJECTID)
             t.s("DEV_STATS");
         else
             t.u(objectid);
-        return;
-    case DEV_EXTENT_KEY:
-        t.u(objectid);
-        return;
+        return t.p;
+    case DEV_EXTENT_KEY: return t.u(objectid).p;
     case QGROUP_RELATION_KEY:
-        t.u(objectid >> QGROUP_LEVEL_SHIFT).c('/').u(objectid & ((1ULL << QGROUP_LEVEL_SHIFT) - 1));
-        return;
+        return t.u(objectid >> QGROUP_LEVEL_SHIFT).c('/')
+            .u(objectid & ((1ULL << QGROUP_LEVEL_SHIFT) - 1)).p;
     case UUID_KEY_SUBVOL:
-    case UUID_KEY_RECEIVED_SUBVOL:
-        fmt::format_to(std::back_inserter(t.buf()), "0x{:016x}", objectid);
-        return;
+    case UUID_KEY_RECEIVED_SUBVOL: return hex16_text(t.s("0x").p, objectid);
     }
-    std::string_view name;
-    switch (objectid) {
-    case ROOT_TREE_OBJECTID: name = type == DEV_ITEM_KEY ? "DEV_ITEMS" : "ROOT_TREE"; break;
-    case EXTENT_TREE_OBJECTID: name = "EXTENT_TREE"; break;
-    case CHUNK_TREE_OBJECTID: name = "CHUNK_TREE"; break;
-    case DEV_TREE_OBJECTID: name = "DEV_TREE"; break;
-    case FS_TREE_OBJECTID: name = "FS_TREE"; break;
-    case ROOT_TREE_DIR_OBJECTID: name = "ROOT_TREE_DIR"; break;
-    case CSUM_TREE_OBJECTID: name = "CSUM_TREE"; break;
-    case BALANCE_OBJECTID: name = "BALANCE"; break;
-    case ORPHAN_OBJECTID: name = "ORPHAN"; break;
-    case TREE_LOG_OBJECTID: name = "TREE_LOG"; break;
-    case TREE_LOG_FIXUP_OBJECTID: name = "LOG_FIXUP"; break;
-    case TREE_RELOC_OBJECTID: name = "TREE_RELOC"; break;
-    case DATA_RELOC_TREE_OBJECTID: name = "DATA_RELOC_TREE"; break;
-    case EXTENT_CSUM_OBJECTID: name = "EXTENT_CSUM"; break;
-    case FREE_SPACE_OBJECTID: name = "FREE_SPACE"; break;
-    case FREE_INO_OBJECTID: name = "FREE_INO"; break;
-    case QUOTA_TREE_OBJECTID: name = "QUOTA_TREE"; break;
-    case UUID_TREE_OBJECTID: name = "UUID_TREE"; break;
-    case FREE_SPACE_TREE_OBJECTID: name = "FREE_SPACE_TREE"; break;
-    case MULTIPLE_OBJECTIDS: name = "MULTIPLE"; break;
-    case BLOCK_GROUP_TREE_OBJECTID: name = "BLOCK_GROUP_TREE"; break;
-    case uint64_t(-1): name = "-1"; break;
-    case FIRST_CHUNK_TREE_OBJECTID:
-        if (type == CHUNK_ITEM_KEY) name = "FIRST_CHUNK_TREE";
-        break;
-    }
-    if (name.empty())
-        t.u(objectid);
-    else
-        t.s(name);
+    // Plain numbers are by far the most common: skip the name lookup for
+    // ids no name covers.
+    if (objectid > FIRST_CHUNK_TREE_OBJECTID && objectid < MULTIPLE_OBJECTIDS) return t.u(objectid).p;
+    const std::string_view name = objectid_name(objectid, type);
+    if (name.empty()) return t.u(objectid).p;
+    return t.s(name).p;
 }
 
-void print_tree_name(Out& out, uint64_t objectid) { print_objectid(out, objectid, 0); }
-
-void print_key_type(Out& out, uint64_t objectid, uint8_t type) {
-    Text t(out);
-    if (type == 0 && objectid == FREE_SPACE_OBJECTID) {
-        t.s("UNTYPED");
-        return;
-    }
-    std::string_view name;
-    switch (type) {
-    case INODE_ITEM_KEY: name = "INODE_ITEM"; break;
-    case INODE_REF_KEY: name = "INODE_REF"; break;
-    case INODE_EXTREF_KEY: name = "INODE_EXTREF"; break;
-    case DIR_ITEM_KEY: name = "DIR_ITEM"; break;
-    case DIR_INDEX_KEY: name = "DIR_INDEX"; break;
-    case DIR_LOG_ITEM_KEY: name = "DIR_LOG_ITEM"; break;
-    case DIR_LOG_INDEX_KEY: name = "DIR_LOG_INDEX"; break;
-    case XATTR_ITEM_KEY: name = "XATTR_ITEM"; break;
-    case VERITY_DESC_ITEM_KEY: name = "VERITY_DESC_ITEM"; break;
-    case VERITY_MERKLE_ITEM_KEY: name = "VERITY_MERKLE_ITEM"; break;
-    case ORPHAN_ITEM_KEY: name = "ORPHAN_ITEM"; break;
-    case ROOT_ITEM_KEY: name = "ROOT_ITEM"; break;
-    case ROOT_REF_KEY: name = "ROOT_REF"; break;
-    case ROOT_BACKREF_KEY: name = "ROOT_BACKREF"; break;
-    case EXTENT_ITEM_KEY: name = "EXTENT_ITEM"; break;
-    case METADATA_ITEM_KEY: name = "METADATA_ITEM"; break;
-    case TREE_BLOCK_REF_KEY: name = "TREE_BLOCK_REF"; break;
-    case SHARED_BLOCK_REF_KEY: name = "SHARED_BLOCK_REF"; break;
-    case EXTENT_DATA_REF_KEY: name = "EXTENT_DATA_REF"; break;
-    case SHARED_DATA_REF_KEY: name = "SHARED_DATA_REF"; break;
-    case EXTENT_REF_V0_KEY: name = "EXTENT_REF_V0"; break;
-    case CSUM_ITEM_KEY: name = "CSUM_ITEM"; break;
-    case EXTENT_CSUM_KEY: name = "EXTENT_CSUM"; break;
-    case EXTENT_DATA_KEY: name = "EXTENT_DATA"; break;
-    case BLOCK_GROUP_ITEM_KEY: name = "BLOCK_GROUP_ITEM"; break;
-    case FREE_SPACE_INFO_KEY: name = "FREE_SPACE_INFO"; break;
-    case FREE_SPACE_EXTENT_KEY: name = "FREE_SPACE_EXTENT"; break;
-    case FREE_SPACE_BITMAP_KEY: name = "FREE_SPACE_BITMAP"; break;
-    case CHUNK_ITEM_KEY: name = "CHUNK_ITEM"; break;
-    case DEV_ITEM_KEY: name = "DEV_ITEM"; break;
-    case DEV_EXTENT_KEY: name = "DEV_EXTENT"; break;
-    case TEMPORARY_ITEM_KEY: name = "TEMPORARY_ITEM"; break;
-    case DEV_REPLACE_KEY: name = "DEV_REPLACE"; break;
-    case STRING_ITEM_KEY: name = "STRING_ITEM"; break;
-    case QGROUP_STATUS_KEY: name = "QGROUP_STATUS"; break;
-    case QGROUP_RELATION_KEY: name = "QGROUP_RELATION"; break;
-    case QGROUP_INFO_KEY: name = "QGROUP_INFO"; break;
-    case QGROUP_LIMIT_KEY: name = "QGROUP_LIMIT"; break;
-    case PERSISTENT_ITEM_KEY: name = "PERSISTENT_ITEM"; break;
-    case UUID_KEY_SUBVOL: name = "UUID_KEY_SUBVOL"; break;
-    case UUID_KEY_RECEIVED_SUBVOL: name = "UUID_KEY_RECEIVED_SUBVOL"; break;
-    }
-    if (name.empty())
-        t.s("UNKNOWN.").u(type);
-    else
-        t.s(name);
+char* key_type_text(char* p, uint64_t objectid, uint8_t type) {
+    Cursor t{p};
+    if (type == 0 && objectid == FREE_SPACE_OBJECTID) return t.s("UNTYPED").p;
+    const auto& name = kKeyTypeNames.slots[type];
+    if (name.len == 0) return t.s("UNKNOWN.").u(type).p;
+    std::memcpy(t.p, name.text, sizeof(name.text));  // room for 24 bytes is reserved
+    return t.p + name.len;
 }
 
-void print_key(Out& out, const Key& key) {
-    Text t(out);
+char* key_text(char* p, const Key& key) {
+    Cursor t{p};
     t.s("key (");
-    print_objectid(out, key.objectid, key.type);
+    // Plain numbers first: no name and no special form for these types.
+    if (key.objectid > FIRST_CHUNK_TREE_OBJECTID && key.objectid < MULTIPLE_OBJECTIDS &&
+        key.type != QGROUP_RELATION_KEY && key.type != UUID_KEY_SUBVOL &&
+        key.type != UUID_KEY_RECEIVED_SUBVOL)
+        t.u(key.objectid);
+    else
+        t.p = objectid_text(t.p, key.objectid, key.type);
     t.c(' ');
-    print_key_type(out, key.objectid, key.type);
+    t.p = key_type_text(t.p, key.objectid, key.type);
     switch (key.type) {
     case QGROUP_RELATION_KEY:
     case QGROUP_INFO_KEY:
@@ -799,13 +892,14 @@ void print_key(Out& out, const Key& key) {
         break;
     case UUID_KEY_SUBVOL:
     case UUID_KEY_RECEIVED_SUBVOL:
-        fmt::format_to(std::back_inserter(t.buf()), " 0x{:016x})", key.offset);
+        t.p = hex16_text(t.s(" 0x").p, key.offset);
+        t.c(')');
         break;
     case ROOT_ITEM_KEY:
         // A reloc tree's root item offset is the id of the tree it relocates.
         t.c(' ');
         if (key.objectid == TREE_RELOC_OBJECTID)
-            print_objectid(out, key.offset, key.type);
+            t.p = objectid_text(t.p, key.offset, key.type);
         else
             t.u(key.offset);
         t.c(')');
@@ -816,6 +910,23 @@ void print_key(Out& out, const Key& key) {
         else
             t.c(' ').u(key.offset).c(')');
     }
+    return t.p;
+}
+
+}  // namespace print_detail
+
+void print_objectid(Out& out, uint64_t objectid, uint8_t type) {
+    out.advance(print_detail::objectid_text(out.reserve(print_detail::kObjectidTextMax), objectid, type));
+}
+
+void print_tree_name(Out& out, uint64_t objectid) { print_objectid(out, objectid, 0); }
+
+void print_key_type(Out& out, uint64_t objectid, uint8_t type) {
+    out.advance(print_detail::key_type_text(out.reserve(print_detail::kKeyTypeTextMax), objectid, type));
+}
+
+void print_key(Out& out, const Key& key) {
+    out.advance(print_detail::key_text(out.reserve(print_detail::kKeyTextMax), key));
 }
 
 void print_chunk_item(Out& out, std::span<const uint8_t> data) {

@@ -12,11 +12,19 @@ using namespace format;
 namespace {
 
 template <size_t N>
-void put(Out& out, const char (&literal)[N]) {
-    print_detail::append(out.buffer(), literal, N - 1);
+inline void put(Out& out, const char (&literal)[N]) {
+    out.append(literal, N - 1);
 }
-void put(Out& out, std::string_view s) { print_detail::append(out.buffer(), s.data(), s.size()); }
-void put_u(Out& out, uint64_t v) { print_detail::append_u64(out.buffer(), v); }
+inline void put(Out& out, std::string_view s) { out.append(s.data(), s.size()); }
+inline void put_u(Out& out, uint64_t v) { out.u64(v); }
+inline void put_i(Out& out, int64_t v) {
+    if (v < 0) {
+        out.put('-');
+        out.u64(uint64_t(0) - uint64_t(v));
+    } else {
+        out.u64(uint64_t(v));
+    }
+}
 void put_uuid(Out& out, const uint8_t* u) {
     char buf[36];
     format_uuid(u, buf);
@@ -24,11 +32,12 @@ void put_uuid(Out& out, const uint8_t* u) {
 }
 void put_hex_bytes(Out& out, const uint8_t* p, size_t n) {
     static constexpr char digits[] = "0123456789abcdef";
-    auto& b = out.buffer();
+    char* w = out.reserve(2 * n);
     for (size_t k = 0; k < n; ++k) {
-        b.push_back(digits[p[k] >> 4]);
-        b.push_back(digits[p[k] & 15]);
+        *w++ = digits[p[k] >> 4];
+        *w++ = digits[p[k] & 15];
     }
+    out.advance(w);
 }
 
 // Free space of a leaf computed the way progs does: from the data end of
@@ -57,77 +66,68 @@ void print_block_header(Out& out, const PrintContext& ctx, const TreeBlock& bloc
     const header& h = block.header();
     const uint32_t nr = block.nritems();
     const bool node = h.level != 0;
+    // Four lines: numbers, names, flags, a checksum and two UUIDs.
+    Cursor t{out.reserve(512)};
     if (node) {
-        put(out, "node ");
-        put_u(out, start ? start : h.bytenr.get());
-        put(out, " level ");
-        put_u(out, h.level);
-        put(out, " items ");
-        put_u(out, nr);
-        put(out, " free space ");
-        put_u(out, uint32_t(node_capacity(ctx) - nr));
+        t.s("node ").u(start ? start : h.bytenr.get()).s(" level ").u(h.level).s(" items ").u(nr)
+            .s(" free space ").u(uint32_t(node_capacity(ctx) - nr));
     } else {
-        put(out, "leaf ");
-        put_u(out, h.bytenr);
-        put(out, " items ");
-        put_u(out, nr);
-        put(out, " free space ");
-        fmt::format_int f(progs_leaf_free_space(ctx, block));
-        put(out, {f.data(), f.size()});
+        t.s("leaf ").u(h.bytenr).s(" items ").u(nr).s(" free space ")
+            .i(progs_leaf_free_space(ctx, block));
     }
-    put(out, " generation ");
-    put_u(out, h.generation);
-    put(out, " owner ");
-    print_tree_name(out, h.owner);
+    t.s(" generation ").u(h.generation).s(" owner ");
+    t.p = print_detail::objectid_text(t.p, h.owner, 0);
 
     const uint64_t raw_flags = h.flags;
     const uint64_t flags = raw_flags & ~HEADER_FLAG_MASK;
-    put(out, node ? "\nnode " : "\nleaf ");
-    put_u(out, h.bytenr);
-    fmt::format_to(std::back_inserter(out.buffer()), " flags 0x{:x}(", flags);
-    if (flags & HEADER_FLAG_WRITTEN) put(out, "WRITTEN");
-    if (flags & HEADER_FLAG_RELOC) put(out, flags & HEADER_FLAG_WRITTEN ? "|RELOC" : "RELOC");
-    put(out, ") backref revision ");
-    put_u(out, raw_flags >> BACKREF_REV_SHIFT);
+    t.s(node ? "\nnode " : "\nleaf ").u(h.bytenr).s(" flags 0x").hex(flags).c('(');
+    if (flags & HEADER_FLAG_WRITTEN) t.s("WRITTEN");
+    if (flags & HEADER_FLAG_RELOC) t.s(flags & HEADER_FLAG_WRITTEN ? "|RELOC" : "RELOC");
+    t.s(") backref revision ").u(raw_flags >> BACKREF_REV_SHIFT);
     if (ctx.csum_headers) {
-        put(out, " csum 0x");
-        put_hex_bytes(out, h.csum, std::min<uint32_t>(ctx.csum_size, CSUM_SIZE));
+        static constexpr char digits[] = "0123456789abcdef";
+        t.s(" csum 0x");
+        const uint32_t n = std::min<uint32_t>(ctx.csum_size, CSUM_SIZE);
+        for (uint32_t k = 0; k < n; ++k) t.c(digits[h.csum[k] >> 4]).c(digits[h.csum[k] & 15]);
     }
-    put(out, "\nfs uuid ");
-    put_uuid(out, h.fsid);
-    put(out, "\nchunk uuid ");
-    put_uuid(out, h.chunk_tree_uuid);
-    out.put('\n');
+    t.s("\nfs uuid ");
+    format_uuid(h.fsid, t.p);
+    t.p += 36;
+    t.s("\nchunk uuid ");
+    format_uuid(h.chunk_tree_uuid, t.p);
+    t.p += 36;
+    t.c('\n');
+    out.advance(t.p);
 }
 
 namespace {
+
+// "\titem N key (...) itemoff N itemsize N\n" is at most this long.
+constexpr size_t kItemLineMax = 64 + print_detail::kKeyTextMax;
 
 void print_block_text(Out& out, const PrintContext& ctx, const TreeBlock& block, uint64_t start) {
     print_block_header(out, ctx, block, start);
     const uint32_t nr = block.nritems();
     if (block.is_leaf()) {
         for (uint32_t slot = 0; slot < nr; ++slot) {
-            const Key key = block.key(slot);
-            put(out, "\titem ");
-            put_u(out, slot);
-            out.put(' ');
-            print_key(out, key);
-            put(out, " itemoff ");
-            put_u(out, block.item_offset(slot));
-            put(out, " itemsize ");
-            put_u(out, block.item_size(slot));
-            out.put('\n');
+            const item& it = block.item(slot);
+            const Key key = Key::from_disk(it.key);
+            const uint32_t off = it.offset, size = it.size;
+            Cursor t{out.reserve(kItemLineMax)};
+            t.s("\titem ").u(slot).c(' ');
+            t.p = print_detail::key_text(t.p, key);
+            t.s(" itemoff ").u(off).s(" itemsize ").u(size).c('\n');
+            out.advance(t.p);
             print_item_body(out, ctx, key, block.item_data(slot));
         }
     } else {
         for (uint32_t slot = 0; slot < nr; ++slot) {
-            out.put('\t');
-            print_key(out, block.key(slot));
-            put(out, " block ");
-            put_u(out, block.blockptr(slot));
-            put(out, " gen ");
-            put_u(out, block.ptr_generation(slot));
-            out.put('\n');
+            const key_ptr& kp = block.ptr(slot);
+            Cursor t{out.reserve(kItemLineMax)};
+            t.c('\t');
+            t.p = print_detail::key_text(t.p, Key::from_disk(kp.key));
+            t.s(" block ").u(kp.blockptr).s(" gen ").u(kp.generation).c('\n');
+            out.advance(t.p);
         }
     }
 }
@@ -138,13 +138,12 @@ void print_block_text(Out& out, const PrintContext& ctx, const TreeBlock& block,
 // JSON
 
 void print_json_string(Out& out, std::string_view s) {
-    auto& b = out.buffer();
     static constexpr char digits[] = "0123456789abcdef";
     auto escape_byte = [&](uint8_t c) {
         const char e[6] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 15]};
-        b.append(e, e + 6);
+        out.append(e, 6);
     };
-    b.push_back('"');
+    out.put('"');
     const auto* p = reinterpret_cast<const uint8_t*>(s.data());
     const size_t n = s.size();
     size_t k = 0;
@@ -152,16 +151,16 @@ void print_json_string(Out& out, std::string_view s) {
         const uint8_t c = p[k];
         if (c < 0x80) {
             if (c == '"' || c == '\\') {
-                b.push_back('\\');
-                b.push_back(char(c));
+                out.put('\\');
+                out.put(char(c));
             } else if (c == '\n') {
-                b.append(std::string_view("\\n"));
+                out.lit("\\n");
             } else if (c == '\t') {
-                b.append(std::string_view("\\t"));
+                out.lit("\\t");
             } else if (c < 0x20 || c == 0x7f) {
                 escape_byte(c);
             } else {
-                b.push_back(char(c));
+                out.put(char(c));
             }
             ++k;
             continue;
@@ -184,14 +183,14 @@ void print_json_string(Out& out, std::string_view s) {
             ok = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);
         }
         if (ok) {
-            b.append(s.data() + k, s.data() + k + len);
+            out.append(s.data() + k, len);
             k += len;
         } else {
             escape_byte(c);
             ++k;
         }
     }
-    b.push_back('"');
+    out.put('"');
 }
 
 namespace {
@@ -805,8 +804,7 @@ void print_block_json(Out& out, const PrintContext& ctx, const TreeBlock& block,
     j.num("level", h.level).num("nritems", nr);
     if (block.is_leaf()) {
         j.name("free_space");
-        fmt::format_int f(progs_leaf_free_space(ctx, block));
-        put(out, {f.data(), f.size()});
+        put_i(out, progs_leaf_free_space(ctx, block));
     } else {
         j.num("free_space", uint32_t(node_capacity(ctx) - nr));
     }

@@ -151,41 +151,15 @@ void print_item_fields_json(Out& out, const PrintContext& ctx, const Key& key,
 // A JSON string literal of `bytes` (see the schema for non-UTF-8 bytes).
 void print_json_string(Out& out, std::string_view bytes);
 
+// Unchecked writers behind the printers above, for the hot paths: each
+// writes at most the stated number of bytes at p and returns the new end.
 namespace print_detail {
-// Appends without fmt's general (out-of-line) append loop: the printers make
-// millions of tiny appends in a whole-filesystem dump.
-[[gnu::always_inline]] inline void append(fmt::memory_buffer& b, const char* s, size_t n) {
-    const size_t old = b.size();
-    b.try_resize(old + n);
-    if (n && b.size() == old + n) std::memcpy(b.data() + old, s, n);
-}
-// Decimal digits of v written straight into the buffer.
-inline void append_u64(fmt::memory_buffer& b, uint64_t v) {
-    static constexpr char pairs[] =
-        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-        "8081828384858687888990919293949596979899";
-    int n = 1;
-    uint64_t t = v;
-    for (; t >= 10000; t /= 10000) n += 4;
-    n += (t >= 10) + (t >= 100) + (t >= 1000);
-    const size_t old = b.size();
-    b.try_resize(old + size_t(n));
-    if (b.size() != old + size_t(n)) return;
-    char* p = b.data() + old + n;
-    while (v >= 100) {
-        const unsigned r = unsigned(v % 100);
-        v /= 100;
-        *--p = pairs[2 * r + 1];
-        *--p = pairs[2 * r];
-    }
-    if (v >= 10) {
-        *--p = pairs[2 * v + 1];
-        *--p = pairs[2 * v];
-    } else {
-        *--p = char('0' + v);
-    }
-}
+constexpr size_t kObjectidTextMax = 48;
+constexpr size_t kKeyTypeTextMax = 32;
+constexpr size_t kKeyTextMax = 5 + kObjectidTextMax + 1 + kKeyTypeTextMax + 48;
+char* objectid_text(char* p, uint64_t objectid, uint8_t type);
+char* key_type_text(char* p, uint64_t objectid, uint8_t type);
+char* key_text(char* p, const Key& key);
 }  // namespace print_detail
 
 }  // namespace btk
