@@ -32,6 +32,8 @@ commands=(
     "btk-inspect subvolid-resolve 256 IMG"
     "btk-inspect inode-resolve 257 IMG"
     "btk-inspect logical-resolve 13631488 IMG"
+    "btk-check IMG"
+    "btk-check --format json IMG"
     "btk-file ls -l -R IMG /"
     "btk-restore -s -x -m -S IMG OUT"
 )
