@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <ctime>
+#include <optional>
 #include <sys/stat.h>
 
 namespace btk {
@@ -98,6 +99,26 @@ void print_placeholder(std::FILE* out, const std::string& shown, bool long_forma
         fmt::print(out, "{}\n", escape_name(shown));
 }
 
+// Where a directory entry leads: the subvolume and inode to show, or nothing
+// when it was printed as an unlinked subvolume placeholder or could not be
+// resolved (reported, rc set).
+std::optional<std::pair<uint64_t, uint64_t>> entry_target(std::FILE* out, std::FILE* err, FileSystemView& v,
+                                                          uint64_t subvol, uint64_t dir, const DirEntry& e,
+                                                          const std::string& shown, bool long_format, int& rc) {
+    if (!e.is_subvol()) return std::make_pair(subvol, e.location.objectid);
+    if (!v.subvol_entry_live(subvol, dir, e)) {
+        print_placeholder(out, shown, long_format);
+        return std::nullopt;
+    }
+    auto rd = v.subvol_root_dir(e.location.objectid);
+    if (!rd) {
+        fmt::print(err, "ls: {}: {}\n", shown, rd.error().message);
+        rc = 1;
+        return std::nullopt;
+    }
+    return std::make_pair(e.location.objectid, *rd);
+}
+
 void list_recursive(std::FILE* out, std::FILE* err, FileSystemView& v, uint64_t subvol, uint64_t dir,
                     const std::string& prefix, bool long_format, int depth, int& rc) {
     auto ents = v.list_dir(subvol, dir);
@@ -108,21 +129,9 @@ void list_recursive(std::FILE* out, std::FILE* err, FileSystemView& v, uint64_t 
     }
     for (const auto& e : *ents) {
         const std::string shown = prefix.empty() ? e.name : prefix + "/" + e.name;
-        uint64_t sv = subvol, ino = e.location.objectid;
-        if (e.is_subvol()) {
-            if (!v.subvol_entry_live(subvol, dir, e)) {
-                print_placeholder(out, shown, long_format);
-                continue;
-            }
-            sv = e.location.objectid;
-            auto rd = v.subvol_root_dir(sv);
-            if (!rd) {
-                fmt::print(err, "ls: {}: {}\n", shown, rd.error().message);
-                rc = 1;
-                continue;
-            }
-            ino = *rd;
-        }
+        auto target = entry_target(out, err, v, subvol, dir, e, shown, long_format, rc);
+        if (!target) continue;
+        const auto [sv, ino] = *target;
         print_entry(out, v, sv, ino, shown, long_format, err, rc);
         if (e.type == FT_DIR && depth < 4096 && e.name != "." && e.name != "..")
             list_recursive(out, err, v, sv, ino, shown, long_format, depth + 1, rc);
@@ -168,22 +177,9 @@ int file_ls(const FileLsOptions& o, std::FILE* out, std::FILE* err) {
         return 1;
     }
     for (const auto& e : *ents) {
-        uint64_t sv = loc->subvol, ino = e.location.objectid;
-        if (e.is_subvol()) {
-            if (!v.subvol_entry_live(loc->subvol, loc->ino, e)) {
-                print_placeholder(out, e.name, o.long_format);
-                continue;
-            }
-            sv = e.location.objectid;
-            auto rd = v.subvol_root_dir(sv);
-            if (!rd) {
-                fmt::print(err, "ls: {}: {}\n", e.name, rd.error().message);
-                rc = 1;
-                continue;
-            }
-            ino = *rd;
-        }
-        print_entry(out, v, sv, ino, e.name, o.long_format, err, rc);
+        auto target = entry_target(out, err, v, loc->subvol, loc->ino, e, e.name, o.long_format, rc);
+        if (!target) continue;
+        print_entry(out, v, target->first, target->second, e.name, o.long_format, err, rc);
     }
     return rc;
 }
