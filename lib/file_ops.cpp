@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -114,8 +115,9 @@ public:
             BTK_TRY(w_.mknod(dest, st.st_mode, uint64_t(st.st_rdev)));
         }
         BTK_TRY(copy_xattrs(host, dest));
+        BTK_TRY(w_.chown(dest, st.st_uid, st.st_gid));
         if (!S_ISLNK(st.st_mode)) BTK_TRY(w_.chmod(dest, st.st_mode & 07777));
-        return w_.chown(dest, st.st_uid, st.st_gid);
+        return {};
     }
 
 private:
@@ -175,6 +177,8 @@ std::string basename_of(const std::string& p) {
 }
 
 }  // namespace
+
+Status apply_op_inner(FsWriter& w, const FileOp& op);
 
 bool is_write_op(const std::string& name) { return spec_of(name) != nullptr; }
 
@@ -243,6 +247,16 @@ Status validate_op(const FileOp& op) {
 }
 
 Status apply_op(FsWriter& w, const FileOp& op) {
+    Status s = apply_op_inner(w, op);
+    if (!s && s.error().code != Errc::corruption && s.error().code != Errc::io) {
+        Error e = std::move(s).error();
+        if (!e.message.starts_with(op.name + ":")) e.context(op.name);
+        return e;
+    }
+    return s;
+}
+
+Status apply_op_inner(FsWriter& w, const FileOp& op) {
     BTK_TRY(validate_op(op));
     auto [flags, a] = flags_of(op.args);
     auto has = [&](char f) { return flags.find(f) != std::string::npos; };
@@ -332,6 +346,12 @@ int file_write(const FileWriteOptions& o, FILE* err) {
                 return fail(e);
             }
         if (Status s = (*t)->commit(); !s) return fail(s.error());
+        if (std::getenv("BTK_TXN_STATS")) {
+            const TxnStats& st = (*t)->stats();
+            fmt::print(err, "btk file: txn cowed {} max_cow_per_block {} allocated {} freed {} written {} in {} writes, {} passes\n",
+                       st.cowed, st.max_cow_per_block, st.allocated_blocks, st.freed_blocks, st.blocks_written,
+                       st.write_calls, st.commit_passes);
+        }
         if (o.ops.empty()) break;
     }
     return 0;

@@ -195,7 +195,14 @@ Result<FsWriter::Parent> FsWriter::parent_of(std::string_view path) {
     if (name.size() > 255) return fs_error(Errc::invalid_argument, path, "File name too long");
     std::string dir = "/";
     for (size_t i = 0; i + 1 < parts.size(); ++i) dir += parts[i] + "/";
-    BTK_ASSIGN(InodeLoc d, resolve(dir));
+    auto dr = resolve(dir);
+    if (!dr) {
+        Error e = std::move(dr).error();
+        if (e.code == Errc::not_found) return fs_error(Errc::not_found, path, "No such file or directory");
+        if (e.message.ends_with("Not a directory")) return fs_error(Errc::invalid_argument, path, "Not a directory");
+        return e;
+    }
+    const InodeLoc d = *dr;
     BTK_ASSIGN(inode_item ii, read_inode(d));
     if ((ii.mode & S_IFMT) != S_IFDIR) return fs_error(Errc::invalid_argument, path, "Not a directory");
     return Parent{d, std::move(name)};
@@ -527,6 +534,8 @@ Status FsWriter::rename(std::string_view from, std::string_view to) {
     }
     if (dst.dir.tree == src.dir.tree && dst.dir.ino == src.dir.ino && dst.name == src.name) return {};
     BTK_ASSIGN(auto existing, lookup_name(dst.dir, dst.name));
+    // Renaming one name of an inode over another name of it does nothing.
+    if (existing && existing->first.tree == child.tree && existing->first.ino == child.ino) return {};
     if (existing) {
         BTK_ASSIGN(inode_item ei, read_inode(existing->first));
         if (((ei.mode & S_IFMT) == S_IFDIR) != ((ci.mode & S_IFMT) == S_IFDIR))
@@ -586,6 +595,13 @@ Status FsWriter::chown(std::string_view path, uint32_t uid, uint32_t gid) {
     BTK_ASSIGN(inode_item ii, read_inode(loc));
     ii.uid = uid;
     ii.gid = gid;
+    // As the kernel does: a new owner drops the set-user-ID bit and the
+    // set-group-ID bit of group-executable files.
+    if ((ii.mode & S_IFMT) == S_IFREG) {
+        uint32_t m = ii.mode & ~uint32_t(S_ISUID);
+        if (m & S_IXGRP) m &= ~uint32_t(S_ISGID);
+        ii.mode = m;
+    }
     stamp(ii, false);
     return write_inode(loc, ii);
 }

@@ -4,7 +4,12 @@
 #include "super.h"
 #include "write_block.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace btk {
@@ -33,7 +38,9 @@ bool shareable_tree(uint64_t id) {
 
 Transaction::Transaction(Filesystem& fs) : fs_(fs), refs_() {}
 
-Transaction::~Transaction() = default;
+Transaction::~Transaction() {
+    if (spill_fd_ >= 0) ::close(spill_fd_);
+}
 
 Result<std::unique_ptr<Transaction>> Transaction::begin(Filesystem& fs, const TxnOptions& opts) {
     const super_block& sb = fs.super();
@@ -284,27 +291,88 @@ Result<std::pair<uint64_t, uint64_t>> Transaction::alloc_data(uint64_t len) {
     return space_->alloc_data(len, ss_);
 }
 
+namespace {
+constexpr uint64_t STAGE_MEMORY = 256ull << 20;  // staged data kept in memory
+constexpr size_t WRITE_RUN = 8u << 20;           // bytes per data write
+}  // namespace
+
 Status Transaction::write_data(uint64_t logical, std::span<const uint8_t> data) {
     const Chunk* c = fs_.chunk_map().find(logical);
     if (!c) return corruption("data address {} is not in any chunk", logical);
     if (logical + data.size() > c->logical + c->length)
         return make_error(Errc::invalid_argument, "data write at {} crosses the end of its chunk", logical);
-    for (int m = 0; m < c->num_copies(); ++m) {
-        BTK_ASSIGN(auto ranges, fs_.chunk_map().map(logical, data.size(), m));
-        size_t off = 0;
-        for (const auto& r : ranges) {
-            Device* d = fs_.device(r.devid);
-            if (!d) return make_error(Errc::io, "device {} is missing", r.devid);
-            if (off + r.length > data.size()) return corruption("data mapping of {} is longer than the data", logical);
-            BTK_TRY(d->write(r.physical, data.subspan(off, r.length)));
-            off += r.length;
+    StagedData sd;
+    sd.logical = logical;
+    sd.len = data.size();
+    if (staged_mem_ + data.size() <= STAGE_MEMORY) {
+        sd.mem.assign(data.begin(), data.end());
+        staged_mem_ += data.size();
+    } else {
+        if (spill_fd_ < 0) {
+            const char* dir = std::getenv("TMPDIR");
+            spill_fd_ = ::open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+            if (spill_fd_ < 0)
+                return make_error(Errc::io, "cannot create a temporary file for staged data: {}", std::strerror(errno));
+        }
+        size_t done = 0;
+        while (done < data.size()) {
+            ssize_t n = ::pwrite(spill_fd_, data.data() + done, data.size() - done, off_t(spill_size_ + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return make_error(Errc::io, "cannot stage data in a temporary file: {}", std::strerror(errno));
+            done += size_t(n);
+        }
+        sd.spilled = true;
+        sd.spill_off = spill_size_;
+        spill_size_ += data.size();
+    }
+    staged_total_ += data.size();
+    staged_.push_back(std::move(sd));
+    return {};
+}
+
+Status Transaction::write_staged_data() {
+    std::sort(staged_.begin(), staged_.end(),
+              [](const StagedData& a, const StagedData& b) { return a.logical < b.logical; });
+    std::vector<uint8_t> buf;
+    for (const auto& sd : staged_) {
+        const Chunk* c = fs_.chunk_map().find(sd.logical);
+        if (!c) return corruption("staged data at {} is not in any chunk", sd.logical);
+        for (uint64_t off = 0; off < sd.len; off += WRITE_RUN) {
+            const size_t n = size_t(std::min<uint64_t>(WRITE_RUN, sd.len - off));
+            std::span<const uint8_t> piece;
+            if (!sd.spilled) {
+                piece = std::span<const uint8_t>(sd.mem).subspan(off, n);
+            } else {
+                buf.resize(n);
+                size_t got = 0;
+                while (got < n) {
+                    ssize_t r = ::pread(spill_fd_, buf.data() + got, n - got, off_t(sd.spill_off + off + got));
+                    if (r < 0 && errno == EINTR) continue;
+                    if (r <= 0) return make_error(Errc::io, "cannot read staged data back: {}", std::strerror(errno));
+                    got += size_t(r);
+                }
+                piece = buf;
+            }
+            for (int m = 0; m < c->num_copies(); ++m) {
+                BTK_ASSIGN(auto ranges, fs_.chunk_map().map(sd.logical + off, n, m));
+                size_t at = 0;
+                for (const auto& r : ranges) {
+                    Device* d = fs_.device(r.devid);
+                    if (!d) return make_error(Errc::io, "device {} is missing", r.devid);
+                    if (at + r.length > n) return corruption("data mapping of {} is longer than the data", sd.logical);
+                    BTK_TRY(d->write(r.physical, piece.subspan(at, r.length)));
+                    at += r.length;
+                }
+            }
         }
     }
+    staged_.clear();
     return {};
 }
 
 void Transaction::abort() {
     dirty_.clear();
+    staged_.clear();
     done_ = true;
 }
 

@@ -130,8 +130,12 @@ public:
     // free run holds it, else the largest run available (min one sector);
     // returns (bytenr, length).
     Result<std::pair<uint64_t, uint64_t>> alloc_data(uint64_t len);
-    // Writes file data to every copy of [logical, logical + data.size()).
+    // Stages file data for [logical, logical + data.size()); it is written
+    // to every copy at commit, before the metadata (nothing reaches the
+    // image before commit, so abort leaves it byte for byte as it was).
+    // Staged data beyond a memory budget spills to an unlinked temp file.
     Status write_data(uint64_t logical, std::span<const uint8_t> data);
+    uint64_t staged_bytes() const noexcept { return staged_total_; }
     // Inserts checksums for the data just written at `logical`.
     Status add_data_csums(uint64_t logical, std::span<const uint8_t> data);
     // Deletes the checksums of [logical, logical + len).
@@ -177,6 +181,7 @@ private:
     Status set_keyed_ref(uint64_t bytenr, const RefId& id, std::optional<Key> existing, uint64_t count);
     Status update_root_items();
     Status write_super();
+    Status write_staged_data();
 
     Filesystem& fs_;
     TxnOptions opts_;
@@ -190,6 +195,17 @@ private:
     DelayedRefs refs_;
     TxnStats stats_;
     bool done_ = false;
+
+    struct StagedData {
+        uint64_t logical = 0, len = 0;
+        bool spilled = false;
+        uint64_t spill_off = 0;
+        std::vector<uint8_t> mem;
+    };
+    std::vector<StagedData> staged_;
+    uint64_t staged_mem_ = 0, staged_total_ = 0;
+    int spill_fd_ = -1;
+    uint64_t spill_size_ = 0;
 };
 
 

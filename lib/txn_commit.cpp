@@ -130,6 +130,8 @@ Status Transaction::commit() {
         BTK_ASSIGN(BlockRef cr, fs_.read_block(sb_.chunk_root));
         std::memcpy(ctx.chunk_tree_uuid, cr->header().chunk_tree_uuid, UUID_SIZE);
     }
+    // File data first, then the tree blocks that point at it.
+    if (Status s = write_staged_data(); !s) return fail(std::move(s).error());
     BlockWriter w(ctx);
     if (write_budget() >= 0) w.set_max_batch(ns_);
     stats_.dirty_blocks = dirty_.size();

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# btk file write operations against the kernel and btrfs check:
+#  (a) model-based randomized test: seeded random operations applied to a
+#      host directory (the model) and, through `btk file batch`, to an image;
+#      then btrfs check and btk check are clean and the kernel's view equals
+#      the model's manifest; the kernel writes more, unmounts, both checks are
+#      still clean. Images from btk mkfs and mkfs.btrfs, several node sizes,
+#      checksums, DUP and single; one transaction per batch and one every N.
+#      Every commit reports max_cow_per_block <= 1 (no block copied twice).
+#  (b) crash test: a batch is cut after its k-th write, for every k; each
+#      image is clean under both checks, mounts, and shows exactly the old or
+#      exactly the new tree.
+#  (c) ENOSPC: filling an image fails with a clear error, image unchanged.
+#  (d) errors reported like coreutils, one line, image unchanged; a mounted
+#      image is refused.
+set -uo pipefail
+bin=${1:?usage: test-file-write.sh CMDS_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+tools=$here/../tools
+. "$here/../lib/scratch.sh"
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/loop-control ]; then
+    echo "SKIP: *** btk file write tests need root and loop devices ***"; exit 0
+fi
+if ! command -v btrfs >/dev/null || ! command -v mkfs.btrfs >/dev/null; then
+    echo "SKIP: *** btk file write tests need btrfs-progs ***"; exit 0
+fi
+T=$(mktemp -d /tmp/btk-fwrite.XXXXXX)
+mnt=$T/mnt
+mkdir -p "$mnt"
+cleanup() {
+    mountpoint -q "$mnt" && umount "$mnt"
+    scratch_umount "$T"
+    rm -rf "$T"
+}
+trap cleanup EXIT
+S=$(scratch_mount "$T") || { echo "FAIL file-write: no scratch filesystem"; exit 1; }
+file=$bin/btk-file
+ok() { echo "PASS $1"; }
+bad() { echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | head -15; }
+
+# clean NAME IMG: btrfs check and btk check report no error.
+clean() {
+    if ! btrfs check "$2" >"$T/progs.out" 2>&1; then bad "$1: btrfs check" "$T/progs.out"; return 1; fi
+    if ! "$bin/btk-check" "$2" >"$T/btk.out" 2>&1; then bad "$1: btk check" "$T/btk.out"; return 1; fi
+    return 0
+}
+manifest() { python3 "$tools/manifest.py" "$1"; }
+
+# --- (a) model-based randomized test -------------------------------------
+# config: name, maker, options
+configs=(
+    "btk16k|btk|-n 16k"
+    "btk4k-sha256-dup|btk|-n 4k --csum sha256 -d dup -m dup"
+    "progs64k-xxhash-single|progs|-n 64k --csum xxhash -m single"
+    "progs16k-holes-blake2|progs|-n 16k --csum blake2 -O ^no-holes"
+)
+seed=${BTK_MODEL_SEED:-20261121}
+ops=${BTK_MODEL_OPS:-400}
+for c in "${configs[@]}"; do
+    IFS='|' read -r name maker opts <<<"$c"
+    img=$T/$name.img
+    rm -f "$img"
+    truncate -s 768M "$img"
+    # shellcheck disable=SC2086
+    if [ "$maker" = btk ]; then "$bin/btk-mkfs" -q -f $opts "$img"; else mkfs.btrfs -q -f $opts "$img" >/dev/null; fi
+    host=$S/model-$name
+    rm -rf "$host" "$S/stage-$name"
+    mkdir -p "$host"
+    failed=0
+    maxcow=0
+    for round in 1 2 3; do
+        python3 "$tools/model_ops.py" --seed $((seed + round)) --count "$ops" --host "$host" \
+            --stage "$S/stage-$name" --script "$T/ops.txt" --names-prefix "r$round" || { failed=1; break; }
+        every=()
+        [ "$round" = 2 ] && every=(--commit-every 37)
+        [ "$round" = 3 ] && every=(--commit-every 1)
+        if ! BTK_TXN_STATS=1 "$file" batch "${every[@]}" "$img" "$T/ops.txt" >"$T/batch.out" 2>&1; then
+            bad "model $name round $round: batch failed" "$T/batch.out"; failed=1; break
+        fi
+        m=$(sed -n 's/.*max_cow_per_block \([0-9]*\).*/\1/p' "$T/batch.out" | sort -n | tail -1)
+        [ "${m:-0}" -gt "$maxcow" ] && maxcow=$m
+    done
+    [ $failed = 1 ] && continue
+    if [ "$maxcow" -le 1 ]; then ok "model $name: no block copied twice in one transaction (max $maxcow)"
+    else bad "model $name: a block was copied $maxcow times in one transaction"; fi
+    clean "model $name after btk" "$img" && ok "model $name: btrfs check and btk check clean after $((3 * ops)) operations"
+    if ! mount -o loop "$img" "$mnt" 2>"$T/mount.err"; then bad "model $name: mount" "$T/mount.err"; continue; fi
+    manifest "$host" >"$T/want.txt"
+    manifest "$mnt" >"$T/got.txt"
+    if diff -u "$T/want.txt" "$T/got.txt" >"$T/diff.txt"; then ok "model $name: kernel view equals the model"
+    else bad "model $name: kernel view differs from the model" "$T/diff.txt"; fi
+    # The kernel writes more on top, then unmounts.
+    cp -a /usr/share/doc/gzip "$mnt/kernel-added" 2>/dev/null || mkdir "$mnt/kernel-added"
+    first=$(ls "$mnt" | grep -v kernel-added | head -1)
+    [ -n "$first" ] && rm -rf "${mnt:?}/$first"
+    umount "$mnt"
+    clean "model $name after kernel" "$img" && ok "model $name: still clean after the kernel wrote to it"
+done
+
+# --- (b) crash test --------------------------------------------------------
+base=$T/crash-base.img
+truncate -s 256M "$base"
+"$bin/btk-mkfs" -q -f -n 4k "$base"
+"$file" put -r "$base" /usr/share/doc/gzip /old >/dev/null 2>&1
+mount -o loop "$base" "$mnt" && manifest "$mnt" >"$T/old.txt" && umount "$mnt"
+cat >"$T/crash.txt" <<'EOF'
+mkdir /new
+put /usr/share/doc/gzip/copyright /new/copyright
+rm -r /old
+symlink target /new/link
+setxattr /new user.a value
+put /etc/hostname /new/small
+EOF
+cp "$base" "$T/full.img"
+"$file" batch "$T/full.img" "$T/crash.txt" >/dev/null 2>&1
+mount -o loop "$T/full.img" "$mnt" && manifest "$mnt" >"$T/new.txt" && umount "$mnt"
+k=1
+crash_fail=0
+while :; do
+    cp "$base" "$T/crash.img"
+    BTK_FAIL_AFTER_WRITES=$k "$file" batch "$T/crash.img" "$T/crash.txt" >"$T/crash.out" 2>&1
+    rc=$?
+    if ! clean "crash k=$k" "$T/crash.img"; then crash_fail=1; break; fi
+    if ! mount -o loop "$T/crash.img" "$mnt" 2>"$T/mount.err"; then bad "crash k=$k: mount" "$T/mount.err"; crash_fail=1; break; fi
+    manifest "$mnt" >"$T/got.txt"
+    umount "$mnt"
+    if ! cmp -s "$T/got.txt" "$T/old.txt" && ! cmp -s "$T/got.txt" "$T/new.txt"; then
+        bad "crash k=$k: neither the old nor the new tree"; crash_fail=1; break
+    fi
+    if [ $rc = 0 ]; then
+        if cmp -s "$T/got.txt" "$T/new.txt"; then break; fi
+        bad "crash k=$k: batch succeeded but the new tree is not there"; crash_fail=1; break
+    fi
+    k=$((k + 1))
+    [ $k -gt 2000 ] && { bad "crash: batch never finished"; crash_fail=1; break; }
+done
+[ $crash_fail = 0 ] && ok "crash: cut after each of $k writes in turn, every image clean and old or new"
+
+# --- (c) ENOSPC --------------------------------------------------------------
+small=$T/small.img
+truncate -s 128M "$small"
+"$bin/btk-mkfs" -q -f "$small"
+head -c $((200 << 20)) /dev/urandom >"$S/big.bin"
+before=$(sha256sum <"$small")
+if "$file" put "$small" "$S/big.bin" /big >"$T/enospc.out" 2>&1; then
+    bad "enospc: putting 200 MiB into 128 MiB succeeded"
+elif ! grep -q "no space left" "$T/enospc.out" || [ "$(wc -l <"$T/enospc.out")" != 1 ]; then
+    bad "enospc: not one clear error line" "$T/enospc.out"
+elif [ "$(sha256sum <"$small")" != "$before" ]; then
+    bad "enospc: the image changed"
+else
+    clean "enospc" "$small" && ok "enospc: one clear error ($(cat "$T/enospc.out")), image unchanged and clean"
+fi
+rm -f "$S/big.bin"
+
+# --- (d) errors ----------------------------------------------------------------
+e=$T/err.img
+truncate -s 128M "$e"
+"$bin/btk-mkfs" -q -f "$e"
+"$file" mkdir -p "$e" /d/sub && "$file" put "$e" /etc/hostname /d/file
+long=$(printf 'n%.0s' $(seq 256))
+expect_err() {  # expect_err NAME MESSAGE-REGEX ARGS...
+    local name=$1 re=$2; shift 2
+    local before after
+    before=$(sha256sum <"$e")
+    if "$file" "$@" >"$T/err.out" 2>&1; then bad "error $name: succeeded"; return; fi
+    after=$(sha256sum <"$e")
+    if [ "$(wc -l <"$T/err.out")" != 1 ] || ! grep -qE "$re" "$T/err.out"; then bad "error $name: message" "$T/err.out"; return; fi
+    [ "$before" = "$after" ] && ok "error $name: $(cat "$T/err.out")" || bad "error $name: image changed"
+}
+expect_err exists "File exists" mkdir "$e" /d
+expect_err missing-parent "No such file or directory" mkdir "$e" /x/y
+expect_err not-empty "Directory not empty" rm "$e" /d
+expect_err no-such "No such file or directory" rm "$e" /nope
+expect_err not-dir "Not a directory" mkdir "$e" /d/file/x
+expect_err name-too-long "File name too long" mkdir "$e" "/$long"
+expect_err bad-mode "invalid mode" chmod "$e" 9999 /d
+expect_err no-attr "No such attribute" rmxattr "$e" /d user.none
+mount -o loop "$e" "$mnt"
+expect_err mounted "is mounted" mkdir "$e" /m
+umount "$mnt"
+clean "errors" "$e" && ok "errors: image clean after refused operations"
