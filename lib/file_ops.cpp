@@ -139,7 +139,14 @@ private:
         a.mode = st.st_mode;
         a.uid = st.st_uid;
         a.gid = st.st_gid;
-        Status s = w_.write_file(dest, {p, size}, a);
+        auto ref = std::make_shared<HostFileRef>();
+        ref->path = host;
+        ref->dev = uint64_t(st.st_dev);
+        ref->ino = uint64_t(st.st_ino);
+        ref->size = uint64_t(st.st_size);
+        ref->mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+        ref->ctime_ns = int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+        Status s = w_.write_file(dest, {p, size}, a, std::move(ref));
         if (m != MAP_FAILED) munmap(m, size);
         ::close(fd);
         return s;

@@ -18,6 +18,7 @@ namespace {
 
 constexpr uint64_t MAX_EXTENT = 128ull << 20;
 constexpr uint32_t MAX_INLINE = 2048;
+constexpr uint64_t REF_MIN = 1;  // extents with a host source are read from it at commit
 
 Error fs_error(Errc c, std::string_view path, std::string_view what) {
     return Error{c, fmt::format("'{}': {}", path, what)};
@@ -376,7 +377,8 @@ Status FsWriter::mkdir(std::string_view path, uint32_t mode, bool parents) {
     return {};
 }
 
-Status FsWriter::write_extents(const InodeLoc& loc, uint64_t file_off, std::span<const uint8_t> data, inode_item& ii) {
+Status FsWriter::write_extents(const InodeLoc& loc, uint64_t file_off, std::span<const uint8_t> data, inode_item& ii,
+                               const std::shared_ptr<const HostFileRef>& source) {
     const uint32_t ss = t_.sectorsize();
     const bool datasum = !(ii.flags & INODE_NODATASUM);
     if (file_off == 0 && !data.empty() && data.size() <= MAX_INLINE && data.size() < ss &&
@@ -404,7 +406,11 @@ Status FsWriter::write_extents(const InodeLoc& loc, uint64_t file_off, std::span
             std::memcpy(buf.data(), piece.data(), n);
             piece = buf;
         }
-        BTK_TRY(t_.write_data(bytenr, piece));
+        if (source && n >= REF_MIN) {
+            BTK_TRY(t_.write_data_ref(bytenr, source, done, n, len));
+        } else {
+            BTK_TRY(t_.write_data(bytenr, piece));
+        }
         if (datasum) BTK_TRY(t_.add_data_csums(bytenr, piece));
         file_extent_item fe{};
         fe.generation = t_.generation();
@@ -423,7 +429,8 @@ Status FsWriter::write_extents(const InodeLoc& loc, uint64_t file_off, std::span
     return {};
 }
 
-Status FsWriter::write_file(std::string_view path, std::span<const uint8_t> data, const InodeAttrs& a) {
+Status FsWriter::write_file(std::string_view path, std::span<const uint8_t> data, const InodeAttrs& a,
+                            std::shared_ptr<const HostFileRef> source) {
     BTK_ASSIGN(Parent p, parent_of(path));
     BTK_ASSIGN(auto hit, lookup_name(p.dir, p.name));
     InodeLoc loc;
@@ -439,7 +446,7 @@ Status FsWriter::write_file(std::string_view path, std::span<const uint8_t> data
     ii.mode = S_IFREG | (a.mode & 07777);
     ii.uid = a.uid;
     ii.gid = a.gid;
-    BTK_TRY(write_extents(loc, 0, data, ii));
+    BTK_TRY(write_extents(loc, 0, data, ii, source));
     ii.size = data.size();
     stamp(ii, true);
     if (a.mtime_sec) {

@@ -43,8 +43,11 @@ public:
     // Whether `path` exists and is a directory.
     Result<bool> is_dir(std::string_view path);
     Status mkdir(std::string_view path, uint32_t mode = 0755, bool parents = false);
-    // Creates (or replaces the contents of) a regular file with `data`.
-    Status write_file(std::string_view path, std::span<const uint8_t> data, const InodeAttrs& attrs);
+    // Creates (or replaces the contents of) a regular file with `data`. With
+    // `source`, `data` is that host file's content (mapped): large extents
+    // are then read from it again at commit instead of being held in memory.
+    Status write_file(std::string_view path, std::span<const uint8_t> data, const InodeAttrs& attrs,
+                      std::shared_ptr<const HostFileRef> source = nullptr);
     Status symlink(std::string_view target, std::string_view path);
     // `rdev` is a host dev_t (makedev(major, minor)).
     Status mknod(std::string_view path, uint32_t mode, uint64_t rdev);
@@ -83,7 +86,7 @@ private:
     Status drop_inode(const InodeLoc& loc);
     Status drop_extents_from(const InodeLoc& loc, uint64_t from, format::inode_item& ii);
     Status write_extents(const InodeLoc& loc, uint64_t file_off, std::span<const uint8_t> data,
-                         format::inode_item& ii);
+                         format::inode_item& ii, const std::shared_ptr<const HostFileRef>& source = nullptr);
     void stamp(format::inode_item& ii, bool change_mtime);
 
     Transaction& t_;

@@ -5,6 +5,7 @@
 #include "write_block.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -330,42 +331,116 @@ Status Transaction::write_data(uint64_t logical, std::span<const uint8_t> data) 
     return {};
 }
 
+Status Transaction::write_data_ref(uint64_t logical, std::shared_ptr<const HostFileRef> src, uint64_t src_off,
+                                   uint64_t len, uint64_t disk_len) {
+    const Chunk* c = fs_.chunk_map().find(logical);
+    if (!c) return corruption("data address {} is not in any chunk", logical);
+    if (logical + disk_len > c->logical + c->length || len > disk_len)
+        return make_error(Errc::invalid_argument, "data write at {} crosses the end of its chunk", logical);
+    StagedData sd;
+    sd.logical = logical;
+    sd.len = disk_len;
+    sd.ref = std::move(src);
+    sd.ref_off = src_off;
+    sd.ref_len = len;
+    staged_total_ += disk_len;
+    staged_.push_back(std::move(sd));
+    return {};
+}
+
+namespace {
+// Reads [off, off+len) of a staged host file into buf (zero-padded to
+// buf.size()), refusing a file that changed since it was staged.
+Status read_host_ref(const HostFileRef& r, int& fd, const HostFileRef*& open_ref, uint64_t off, uint64_t len,
+                     std::vector<uint8_t>& buf) {
+    if (open_ref != &r) {
+        if (fd >= 0) ::close(fd);
+        fd = ::open(r.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        open_ref = &r;
+        if (fd < 0) return make_error(Errc::io, "cannot reopen '{}' to copy its data: {}", r.path, std::strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) != 0 || uint64_t(st.st_dev) != r.dev || uint64_t(st.st_ino) != r.ino ||
+            uint64_t(st.st_size) != r.size ||
+            int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec != r.mtime_ns ||
+            int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec != r.ctime_ns)
+            return make_error(Errc::io, "'{}' changed while it was being copied", r.path);
+    }
+    std::fill(buf.begin(), buf.end(), 0);
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = ::pread(fd, buf.data() + got, len - got, off_t(off + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return make_error(Errc::io, "'{}' changed while it was being copied (short read)", r.path);
+        got += size_t(n);
+    }
+    return {};
+}
+}  // namespace
+
 Status Transaction::write_staged_data() {
+    int ref_fd = -1;
+    const HostFileRef* open_ref = nullptr;
+    struct Closer {
+        int& fd;
+        ~Closer() {
+            if (fd >= 0) ::close(fd);
+        }
+    } closer{ref_fd};
     std::sort(staged_.begin(), staged_.end(),
               [](const StagedData& a, const StagedData& b) { return a.logical < b.logical; });
-    std::vector<uint8_t> buf;
+    // Contiguous staged extents are gathered into runs of up to WRITE_RUN
+    // bytes, each written once per copy.
+    std::vector<uint8_t> run, tmp;
+    uint64_t run_start = 0;
+    auto flush = [&]() -> Status {
+        if (run.empty()) return {};
+        const Chunk* c = fs_.chunk_map().find(run_start);
+        if (!c) return corruption("staged data at {} is not in any chunk", run_start);
+        for (int m = 0; m < c->num_copies(); ++m) {
+            BTK_ASSIGN(auto ranges, fs_.chunk_map().map(run_start, run.size(), m));
+            size_t at = 0;
+            for (const auto& r : ranges) {
+                Device* d = fs_.device(r.devid);
+                if (!d) return make_error(Errc::io, "device {} is missing", r.devid);
+                if (at + r.length > run.size()) return corruption("data mapping of {} is longer than the data", run_start);
+                BTK_TRY(d->write(r.physical, std::span<const uint8_t>(run).subspan(at, r.length)));
+                at += r.length;
+            }
+        }
+        run.clear();
+        return {};
+    };
     for (const auto& sd : staged_) {
         const Chunk* c = fs_.chunk_map().find(sd.logical);
-        if (!c) return corruption("staged data at {} is not in any chunk", sd.logical);
         for (uint64_t off = 0; off < sd.len; off += WRITE_RUN) {
             const size_t n = size_t(std::min<uint64_t>(WRITE_RUN, sd.len - off));
-            std::span<const uint8_t> piece;
-            if (!sd.spilled) {
-                piece = std::span<const uint8_t>(sd.mem).subspan(off, n);
+            const uint64_t at = sd.logical + off;
+            const Chunk* rc = run.empty() ? nullptr : fs_.chunk_map().find(run_start);
+            if (!run.empty() && (run_start + run.size() != at || run.size() + n > WRITE_RUN || rc != c))
+                BTK_TRY(flush());
+            if (run.empty()) run_start = at;
+            const size_t base = run.size();
+            run.resize(base + n);
+            std::span<uint8_t> dst(run.data() + base, n);
+            if (sd.ref) {
+                tmp.resize(n);
+                const uint64_t have = off < sd.ref_len ? std::min<uint64_t>(n, sd.ref_len - off) : 0;
+                BTK_TRY(read_host_ref(*sd.ref, ref_fd, open_ref, sd.ref_off + off, have, tmp));
+                std::memcpy(dst.data(), tmp.data(), n);
+            } else if (!sd.spilled) {
+                std::memcpy(dst.data(), sd.mem.data() + off, n);
             } else {
-                buf.resize(n);
                 size_t got = 0;
                 while (got < n) {
-                    ssize_t r = ::pread(spill_fd_, buf.data() + got, n - got, off_t(sd.spill_off + off + got));
+                    ssize_t r = ::pread(spill_fd_, dst.data() + got, n - got, off_t(sd.spill_off + off + got));
                     if (r < 0 && errno == EINTR) continue;
                     if (r <= 0) return make_error(Errc::io, "cannot read staged data back: {}", std::strerror(errno));
                     got += size_t(r);
                 }
-                piece = buf;
-            }
-            for (int m = 0; m < c->num_copies(); ++m) {
-                BTK_ASSIGN(auto ranges, fs_.chunk_map().map(sd.logical + off, n, m));
-                size_t at = 0;
-                for (const auto& r : ranges) {
-                    Device* d = fs_.device(r.devid);
-                    if (!d) return make_error(Errc::io, "device {} is missing", r.devid);
-                    if (at + r.length > n) return corruption("data mapping of {} is longer than the data", sd.logical);
-                    BTK_TRY(d->write(r.physical, piece.subspan(at, r.length)));
-                    at += r.length;
-                }
             }
         }
     }
+    BTK_TRY(flush());
     staged_.clear();
     return {};
 }

@@ -43,6 +43,14 @@
 
 namespace btk {
 
+// A host file whose data a transaction reads at commit instead of holding
+// it in memory; the commit fails if the file changed in the meantime.
+struct HostFileRef {
+    std::string path;
+    uint64_t dev = 0, ino = 0, size = 0;
+    int64_t mtime_ns = 0, ctime_ns = 0;
+};
+
 struct TxnOptions {
     // Zero a present log tree instead of refusing to write (what
     // `btrfs rescue zero-log` does; the log's changes are lost).
@@ -135,6 +143,10 @@ public:
     // image before commit, so abort leaves it byte for byte as it was).
     // Staged data beyond a memory budget spills to an unlinked temp file.
     Status write_data(uint64_t logical, std::span<const uint8_t> data);
+    // Same, for `len` bytes of a host file from `src_off`, zero-padded to
+    // `disk_len` bytes; read from the file at commit.
+    Status write_data_ref(uint64_t logical, std::shared_ptr<const HostFileRef> src, uint64_t src_off, uint64_t len,
+                          uint64_t disk_len);
     uint64_t staged_bytes() const noexcept { return staged_total_; }
     // Inserts checksums for the data just written at `logical`.
     Status add_data_csums(uint64_t logical, std::span<const uint8_t> data);
@@ -201,6 +213,8 @@ private:
         bool spilled = false;
         uint64_t spill_off = 0;
         std::vector<uint8_t> mem;
+        std::shared_ptr<const HostFileRef> ref;  // data read from here at commit
+        uint64_t ref_off = 0, ref_len = 0;
     };
     std::vector<StagedData> staged_;
     uint64_t staged_mem_ = 0, staged_total_ = 0;
