@@ -146,7 +146,18 @@ private:
         ref->size = uint64_t(st.st_size);
         ref->mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
         ref->ctime_ns = int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
-        Status s = w_.write_file(dest, {p, size}, a, std::move(ref));
+        // Data segments of a sparse file (SEEK_DATA/SEEK_HOLE).
+        std::vector<std::pair<uint64_t, uint64_t>> segs;
+        for (off_t pos = 0; size && pos < off_t(size);) {
+            off_t d = lseek(fd, pos, SEEK_DATA);
+            if (d < 0) break;
+            off_t h = lseek(fd, d, SEEK_HOLE);
+            if (h < 0) h = off_t(size);
+            segs.push_back({uint64_t(d), uint64_t(h)});
+            pos = h;
+        }
+        const bool sparse = size && !(segs.size() == 1 && segs[0].first == 0 && segs[0].second >= size);
+        Status s = w_.write_file(dest, {p, size}, a, std::move(ref), sparse ? &segs : nullptr);
         if (m != MAP_FAILED) munmap(m, size);
         ::close(fd);
         return s;

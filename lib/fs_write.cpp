@@ -1,5 +1,6 @@
 #include "fs_write.h"
 
+#include "compress.h"
 #include "csum.h"
 
 #include <sys/stat.h>
@@ -378,10 +379,10 @@ Status FsWriter::mkdir(std::string_view path, uint32_t mode, bool parents) {
 }
 
 Status FsWriter::write_extents(const InodeLoc& loc, uint64_t file_off, std::span<const uint8_t> data, inode_item& ii,
-                               const std::shared_ptr<const HostFileRef>& source) {
+                               const std::shared_ptr<const HostFileRef>& source, bool no_inline) {
     const uint32_t ss = t_.sectorsize();
     const bool datasum = !(ii.flags & INODE_NODATASUM);
-    if (file_off == 0 && !data.empty() && data.size() <= MAX_INLINE && data.size() < ss &&
+    if (!no_inline && file_off == 0 && !data.empty() && data.size() <= MAX_INLINE && data.size() < ss &&
         data.size() <= max_inline_data_size(t_.nodesize())) {
         std::vector<uint8_t> item(FILE_EXTENT_INLINE_DATA_START + data.size(), 0);
         auto* fe = reinterpret_cast<file_extent_item*>(item.data());
@@ -407,7 +408,7 @@ Status FsWriter::write_extents(const InodeLoc& loc, uint64_t file_off, std::span
             piece = buf;
         }
         if (source && n >= REF_MIN) {
-            BTK_TRY(t_.write_data_ref(bytenr, source, done, n, len));
+            BTK_TRY(t_.write_data_ref(bytenr, source, file_off + done, n, len));
         } else {
             BTK_TRY(t_.write_data(bytenr, piece));
         }
@@ -430,7 +431,8 @@ Status FsWriter::write_extents(const InodeLoc& loc, uint64_t file_off, std::span
 }
 
 Status FsWriter::write_file(std::string_view path, std::span<const uint8_t> data, const InodeAttrs& a,
-                            std::shared_ptr<const HostFileRef> source) {
+                            std::shared_ptr<const HostFileRef> source,
+                            const std::vector<std::pair<uint64_t, uint64_t>>* segments) {
     BTK_ASSIGN(Parent p, parent_of(path));
     BTK_ASSIGN(auto hit, lookup_name(p.dir, p.name));
     InodeLoc loc;
@@ -446,13 +448,131 @@ Status FsWriter::write_file(std::string_view path, std::span<const uint8_t> data
     ii.mode = S_IFREG | (a.mode & 07777);
     ii.uid = a.uid;
     ii.gid = a.gid;
-    BTK_TRY(write_extents(loc, 0, data, ii, source));
+    const bool whole = !segments || (segments->size() == 1 && (*segments)[0] == std::pair<uint64_t, uint64_t>{0, data.size()});
+    if (whole) {
+        BTK_TRY(write_extents(loc, 0, data, ii, source));
+    } else {
+        // Sparse: only the data segments get extents; the gaps stay holes
+        // (explicit hole extents unless the filesystem has no-holes).
+        const uint64_t ss = t_.sectorsize();
+        const bool holes = !(t_.fs().incompat() & FEATURE_INCOMPAT_NO_HOLES);
+        uint64_t cur = 0;
+        auto hole = [&](uint64_t from, uint64_t to) -> Status {
+            if (!holes || to <= from) return {};
+            file_extent_item fe{};
+            fe.generation = t_.generation();
+            fe.ram_bytes = to - from;
+            fe.type = FILE_EXTENT_REG;
+            fe.num_bytes = to - from;
+            return t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, from}, as_bytes(fe));
+        };
+        for (auto [s0, e0] : *segments) {
+            const uint64_t s1 = s0 / ss * ss, e1 = std::min<uint64_t>(data.size(), e0);
+            if (s1 < cur || e1 <= s1) continue;
+            BTK_TRY(hole(cur, s1));
+            BTK_TRY(write_extents(loc, s1, data.subspan(s1, e1 - s1), ii, source, true));
+            cur = (e1 + ss - 1) / ss * ss;
+        }
+        BTK_TRY(hole(cur, (data.size() + ss - 1) / ss * ss));
+    }
     ii.size = data.size();
     stamp(ii, true);
     if (a.mtime_sec) {
         ii.mtime.sec = uint64_t(*a.mtime_sec);
         ii.mtime.nsec = a.mtime_nsec;
     }
+    return write_inode(loc, ii);
+}
+
+Status FsWriter::fallocate(std::string_view path, uint64_t offset, uint64_t length) {
+    BTK_ASSIGN(InodeLoc loc, resolve(path));
+    BTK_ASSIGN(inode_item ii, read_inode(loc));
+    if ((ii.mode & S_IFMT) != S_IFREG) return fs_error(Errc::invalid_argument, path, "Is not a regular file");
+    if (length == 0) return fs_error(Errc::invalid_argument, path, "Invalid argument");
+    const uint64_t ss = t_.sectorsize();
+    const bool holes = !(t_.fs().incompat() & FEATURE_INCOMPAT_NO_HOLES);
+    const uint64_t s = offset / ss * ss, e = (offset + length + ss - 1) / ss * ss;
+    // What the file holds now: extents with data, and hole items.
+    struct Ext {
+        Key key;
+        uint64_t len;
+        bool hole;
+    };
+    std::vector<Ext> exts;
+    bool has_inline = false;
+    BTK_TRY(t_.for_each(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, 0}, Key{loc.ino, EXTENT_DATA_KEY, ~0ULL},
+                        [&](const ItemRef& it) {
+                            const auto* fe = view_at<file_extent_item>(it.data);
+                            if (it.data.size() >= FILE_EXTENT_INLINE_DATA_START &&
+                                it.data[offsetof(file_extent_item, type)] == FILE_EXTENT_INLINE) {
+                                has_inline = true;
+                                return false;
+                            }
+                            if (fe) exts.push_back({it.key, fe->num_bytes, fe->disk_bytenr == 0});
+                            return true;
+                        }));
+    if (has_inline)
+        return fs_error(Errc::unsupported, path, "preallocating a file with inline data is not supported");
+    // Hole items inside the range go (the parts outside it come back).
+    for (const auto& x : exts) {
+        if (!x.hole || x.key.offset + x.len <= s || x.key.offset >= e) continue;
+        BTK_TRY(t_.delete_item(loc.tree, x.key));
+        auto put_hole = [&](uint64_t a, uint64_t b) -> Status {
+            if (b <= a) return {};
+            file_extent_item fe{};
+            fe.generation = t_.generation();
+            fe.ram_bytes = b - a;
+            fe.type = FILE_EXTENT_REG;
+            fe.num_bytes = b - a;
+            return t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, a}, as_bytes(fe));
+        };
+        BTK_TRY(put_hole(x.key.offset, std::max(x.key.offset, s)));
+        BTK_TRY(put_hole(e, x.key.offset + x.len));
+    }
+    // Gaps in [s, e) not covered by extents with data get preallocated extents.
+    std::vector<std::pair<uint64_t, uint64_t>> gaps;
+    uint64_t cur = s;
+    for (const auto& x : exts) {
+        if (x.hole) continue;
+        const uint64_t a = x.key.offset, b = x.key.offset + x.len;
+        if (b <= cur) continue;
+        if (a >= e) break;
+        if (a > cur) gaps.push_back({cur, std::min(a, e)});
+        cur = std::max(cur, b);
+    }
+    if (cur < e) gaps.push_back({cur, e});
+    const uint64_t old_end = (ii.size + ss - 1) / ss * ss;
+    if (holes && s > old_end) {
+        bool covered = false;
+        for (const auto& x : exts) covered |= x.key.offset + x.len >= s;
+        if (!covered) {
+            file_extent_item fe{};
+            fe.generation = t_.generation();
+            fe.ram_bytes = s - old_end;
+            fe.type = FILE_EXTENT_REG;
+            fe.num_bytes = s - old_end;
+            BTK_TRY(t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, old_end}, as_bytes(fe)));
+        }
+    }
+    for (auto [a, b] : gaps) {
+        for (uint64_t at = a; at < b;) {
+            BTK_ASSIGN(auto ext, t_.alloc_data(std::min<uint64_t>(b - at, MAX_EXTENT)));
+            const auto [bytenr, len] = ext;
+            file_extent_item fe{};
+            fe.generation = t_.generation();
+            fe.ram_bytes = len;
+            fe.type = FILE_EXTENT_PREALLOC;
+            fe.disk_bytenr = bytenr;
+            fe.disk_num_bytes = len;
+            fe.num_bytes = len;
+            BTK_TRY(t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, at}, as_bytes(fe)));
+            t_.refs().add_new(bytenr, len, true, 0, RefId::data(loc.tree, loc.ino, at));
+            ii.nbytes = ii.nbytes + len;
+            at += len;
+        }
+    }
+    if (offset + length > ii.size) ii.size = offset + length;
+    stamp(ii, true);
     return write_inode(loc, ii);
 }
 
@@ -663,14 +783,42 @@ Status FsWriter::drop_extents_from(const InodeLoc& loc, uint64_t from, inode_ite
             BTK_TRY(t_.delete_item(loc.tree, k));
         } else if (k.offset + len > from) {
             const uint64_t ss = t_.sectorsize();
-            const uint64_t keep = (from - k.offset + ss - 1) / ss * ss;
-            if (keep < len) {
+            const bool with_data = fe->disk_bytenr != 0 && type == FILE_EXTENT_REG;
+            // The sector holding the new end keeps only the bytes before it:
+            // like the kernel, copy them to a new extent (zero tail) so that
+            // growing the file later shows zeroes, not the old bytes.
+            const uint64_t rel = from - k.offset;
+            const uint64_t keep = with_data && rel % ss ? rel / ss * ss : (rel + ss - 1) / ss * ss;
+            std::vector<uint8_t> tail;
+            if (with_data && rel % ss) {
+                tail.resize(rel - keep);
+                BTK_TRY(read_extent_bytes(*fe, keep, tail));
+            }
+            if (keep == 0) {
+                t_.refs().add(fe->disk_bytenr, fe->disk_num_bytes, true, 0,
+                              RefId::data(loc.tree, loc.ino, k.offset - uint64_t(fe->offset)), -1);
+                ii.nbytes = ii.nbytes - std::min<uint64_t>(ii.nbytes, len);
+                BTK_TRY(t_.delete_item(loc.tree, k));
+            } else if (keep < len) {
                 BTK_ASSIGN(std::span<uint8_t> nd, t_.item_for_update(loc.tree, k));
                 reinterpret_cast<file_extent_item*>(nd.data())->num_bytes = keep;
                 if (fe->disk_bytenr != 0) ii.nbytes = ii.nbytes - std::min<uint64_t>(ii.nbytes, len - keep);
             }
+            if (!tail.empty()) BTK_TRY(write_extents(loc, k.offset + keep, tail, ii, nullptr, true));
         }
     }
+    return {};
+}
+
+Status FsWriter::read_extent_bytes(const file_extent_item& fe, uint64_t off, std::span<uint8_t> out) {
+    // `off` is relative to the start of the file extent (its key offset).
+    if (fe.compression == 0) return t_.read_data(fe.disk_bytenr + fe.offset + off, out);
+    std::vector<uint8_t> disk(fe.disk_num_bytes), ram(fe.ram_bytes);
+    BTK_TRY(t_.read_data(fe.disk_bytenr, disk));
+    BTK_ASSIGN(size_t got, decompress(fe.compression, disk, ram, t_.sectorsize()));
+    (void)got;
+    if (fe.offset + off + out.size() > ram.size()) return corruption("file extent reaches past its decompressed data");
+    std::memcpy(out.data(), ram.data() + fe.offset + off, out.size());
     return {};
 }
 
@@ -697,13 +845,6 @@ Status FsWriter::truncate(std::string_view path, uint64_t size) {
     ii.size = size;
     stamp(ii, true);
     return write_inode(loc, ii);
-}
-
-Status FsWriter::fallocate(std::string_view path, uint64_t offset, uint64_t length) {
-    (void)path;
-    (void)offset;
-    (void)length;
-    return make_error(Errc::unsupported, "fallocate is not implemented yet");
 }
 
 Status FsWriter::chattr(std::string_view path, std::string_view change) {

@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace btk {
 
@@ -46,8 +47,11 @@ public:
     // Creates (or replaces the contents of) a regular file with `data`. With
     // `source`, `data` is that host file's content (mapped): large extents
     // are then read from it again at commit instead of being held in memory.
+    // `segments` (sorted [start, end) byte ranges) makes the file sparse:
+    // only those ranges get extents, the rest are holes.
     Status write_file(std::string_view path, std::span<const uint8_t> data, const InodeAttrs& attrs,
-                      std::shared_ptr<const HostFileRef> source = nullptr);
+                      std::shared_ptr<const HostFileRef> source = nullptr,
+                      const std::vector<std::pair<uint64_t, uint64_t>>* segments = nullptr);
     Status symlink(std::string_view target, std::string_view path);
     // `rdev` is a host dev_t (makedev(major, minor)).
     Status mknod(std::string_view path, uint32_t mode, uint64_t rdev);
@@ -86,8 +90,10 @@ private:
     Status drop_inode(const InodeLoc& loc);
     Status drop_extents_from(const InodeLoc& loc, uint64_t from, format::inode_item& ii);
     Status write_extents(const InodeLoc& loc, uint64_t file_off, std::span<const uint8_t> data,
-                         format::inode_item& ii, const std::shared_ptr<const HostFileRef>& source = nullptr);
+                         format::inode_item& ii, const std::shared_ptr<const HostFileRef>& source = nullptr,
+                         bool no_inline = false);
     void stamp(format::inode_item& ii, bool change_mtime);
+    Status read_extent_bytes(const format::file_extent_item& fe, uint64_t off, std::span<uint8_t> out);
 
     Transaction& t_;
     int64_t now_sec_ = 0;

@@ -331,23 +331,6 @@ Status Transaction::write_data(uint64_t logical, std::span<const uint8_t> data) 
     return {};
 }
 
-Status Transaction::write_data_ref(uint64_t logical, std::shared_ptr<const HostFileRef> src, uint64_t src_off,
-                                   uint64_t len, uint64_t disk_len) {
-    const Chunk* c = fs_.chunk_map().find(logical);
-    if (!c) return corruption("data address {} is not in any chunk", logical);
-    if (logical + disk_len > c->logical + c->length || len > disk_len)
-        return make_error(Errc::invalid_argument, "data write at {} crosses the end of its chunk", logical);
-    StagedData sd;
-    sd.logical = logical;
-    sd.len = disk_len;
-    sd.ref = std::move(src);
-    sd.ref_off = src_off;
-    sd.ref_len = len;
-    staged_total_ += disk_len;
-    staged_.push_back(std::move(sd));
-    return {};
-}
-
 namespace {
 // Reads [off, off+len) of a staged host file into buf (zero-padded to
 // buf.size()), refusing a file that changed since it was staged.
@@ -376,6 +359,24 @@ Status read_host_ref(const HostFileRef& r, int& fd, const HostFileRef*& open_ref
     return {};
 }
 }  // namespace
+
+Status Transaction::write_data_ref(uint64_t logical, std::shared_ptr<const HostFileRef> src, uint64_t src_off,
+                                   uint64_t len, uint64_t disk_len) {
+    const Chunk* c = fs_.chunk_map().find(logical);
+    if (!c) return corruption("data address {} is not in any chunk", logical);
+    if (logical + disk_len > c->logical + c->length || len > disk_len)
+        return make_error(Errc::invalid_argument, "data write at {} crosses the end of its chunk", logical);
+    StagedData sd;
+    sd.logical = logical;
+    sd.len = disk_len;
+    sd.ref = std::move(src);
+    sd.ref_off = src_off;
+    sd.ref_len = len;
+    staged_total_ += disk_len;
+    staged_.push_back(std::move(sd));
+    return {};
+}
+
 
 Status Transaction::write_staged_data() {
     int ref_fd = -1;
@@ -443,6 +444,35 @@ Status Transaction::write_staged_data() {
     BTK_TRY(flush());
     staged_.clear();
     return {};
+}
+
+Status Transaction::read_data(uint64_t logical, std::span<uint8_t> out) {
+    BTK_TRY(fs_.read_logical(logical, out));
+    // Staged extents overlapping the range replace what the image holds.
+    int fd = -1;
+    const HostFileRef* open_ref = nullptr;
+    std::vector<uint8_t> tmp;
+    Status st;
+    for (const auto& sd : staged_) {
+        const uint64_t a = std::max(logical, sd.logical), b = std::min(logical + out.size(), sd.logical + sd.len);
+        if (a >= b) continue;
+        const uint64_t off = a - sd.logical, n = b - a;
+        std::span<uint8_t> dst = out.subspan(a - logical, n);
+        if (sd.ref) {
+            tmp.assign(n, 0);
+            const uint64_t have = off < sd.ref_len ? std::min<uint64_t>(n, sd.ref_len - off) : 0;
+            st = read_host_ref(*sd.ref, fd, open_ref, sd.ref_off + off, have, tmp);
+            if (!st) break;
+            std::memcpy(dst.data(), tmp.data(), n);
+        } else if (!sd.spilled) {
+            std::memcpy(dst.data(), sd.mem.data() + off, n);
+        } else if (::pread(spill_fd_, dst.data(), n, off_t(sd.spill_off + off)) != ssize_t(n)) {
+            st = make_error(Errc::io, "cannot read staged data back");
+            break;
+        }
+    }
+    if (fd >= 0) ::close(fd);
+    return st;
 }
 
 void Transaction::abort() {

@@ -148,6 +148,9 @@ public:
     Status write_data_ref(uint64_t logical, std::shared_ptr<const HostFileRef> src, uint64_t src_off, uint64_t len,
                           uint64_t disk_len);
     uint64_t staged_bytes() const noexcept { return staged_total_; }
+    // Reads data as this transaction would leave it: staged data first,
+    // else what the image holds (first good copy).
+    Status read_data(uint64_t logical, std::span<uint8_t> out);
     // Inserts checksums for the data just written at `logical`.
     Status add_data_csums(uint64_t logical, std::span<const uint8_t> data);
     // Deletes the checksums of [logical, logical + len).

@@ -86,7 +86,15 @@ class Model:
         self.n += 1  # every staged content gets a file of its own
         path = os.path.join(self.stage, "%sc%d" % (self.prefix, self.n))
         with open(path, "wb") as f:
-            f.write(data)
+            if n > 65536 and self.r.random() < 0.3:
+                # Sparse: a few data pieces with holes around them.
+                for _ in range(self.r.randint(1, 3)):
+                    at = self.r.randrange(0, n) // 4096 * 4096
+                    f.seek(at)
+                    f.write(self.r.randbytes(self.r.randint(1, 20000)))
+                f.truncate(n + self.r.randint(0, 1 << 20))
+            else:
+                f.write(data)
         os.chmod(path, self.r.choice([0o644, 0o600, 0o755, 0o4755]))
         return path
 
@@ -95,8 +103,8 @@ class Model:
         files = self.regular_files(others)
         op = self.r.choices(
             ["put", "put_over", "mkdir", "rm", "rmr", "mv", "ln", "symlink", "mkfifo", "mknod", "setxattr",
-             "rmxattr", "chmod", "chown", "truncate", "touch"],
-            weights=[20, 5, 8, 6, 2, 6, 5, 3, 2, 1, 4, 2, 3, 3, 4, 3])[0]
+             "rmxattr", "chmod", "chown", "truncate", "touch", "fallocate"],
+            weights=[20, 5, 8, 6, 2, 6, 5, 3, 2, 1, 4, 2, 3, 3, 4, 3, 3])[0]
         d = self.r.choice(dirs)
         if op == "put" or (op == "put_over" and not files):
             src = self.content()
@@ -188,6 +196,17 @@ class Model:
             n = self.r.choice([0, size // 2, size + self.r.randint(1, 100000), self.r.randint(0, 3000)])
             os.truncate(self.hp(p), n)
             self.emit("truncate", str(n), self.ip(p))
+        elif op == "fallocate" and files:
+            p = self.r.choice(files)
+            size = os.path.getsize(self.hp(p))
+            if 0 < size <= 2048:
+                return  # inline data: not preallocated
+            off = self.r.choice([0, size, self.r.randint(0, size + 200000)])
+            n = self.r.randint(1, 300000)
+            fd = os.open(self.hp(p), os.O_WRONLY)
+            os.posix_fallocate(fd, off, n)
+            os.close(fd)
+            self.emit("fallocate", str(off), str(n), self.ip(p))
         elif op == "touch":
             p = os.path.join(d, self.name()) if self.r.random() < 0.5 or not files else self.r.choice(files)
             if not os.path.exists(self.hp(p)):
