@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
     auto* c_batch = app.add_subcommand("batch", "Run a script of operations (one per line) in one transaction");
     c_batch->add_option("--commit-every", commit_every, "Commit after every N operations");
     c_batch->add_flag("--zero-log", zero_log, "Zero a present log tree (its changes are lost)");
+    std::vector<std::string> batch_devices;
+    c_batch->add_option("--device", batch_devices, "Another device of a multi-device filesystem (repeatable)");
     c_batch->add_option("image", batch_image, "Image file or device")->required();
     c_batch->add_option("script", batch_script, "Script file ('-': standard input)")->required();
 
@@ -64,6 +66,18 @@ int main(int argc, char** argv) {
         for (; i < rest.size() && rest[i].size() > 1 && rest[i][0] == '-'; ++i) {
             if (rest[i] == "--zero-log") {
                 o.zero_log = true;
+                continue;
+            }
+            if (rest[i] == "--device" || rest[i].starts_with("--device=")) {
+                if (rest[i] == "--device") {
+                    if (i + 1 >= rest.size()) {
+                        fmt::print(stderr, "btk file {}: --device needs a path\n", name);
+                        return 2;
+                    }
+                    o.extra_devices.push_back(rest[++i]);
+                } else {
+                    o.extra_devices.push_back(rest[i].substr(9));
+                }
                 continue;
             }
             op.args.push_back(rest[i]);
@@ -84,6 +98,7 @@ int main(int argc, char** argv) {
     if (*c_batch) {
         btk::FileWriteOptions o;
         o.image = batch_image;
+        o.extra_devices = batch_devices;
         o.commit_every = commit_every;
         o.zero_log = zero_log;
         std::ifstream f;

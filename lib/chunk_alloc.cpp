@@ -105,9 +105,9 @@ Result<BlockGroup*> SpaceManager::new_chunk(uint64_t type) {
     size_t ndevs = sh.all_devs ? cand.size() : std::min<size_t>(cand.size(), sh.ncopies / sh.dev_stripes);
     if (prof & BLOCK_GROUP_RAID10) ndevs -= ndevs % 2;
     if (ndevs < sh.min_devs || ndevs == 0)
-        return make_error(Errc::io, "no space left on device (a new {} chunk needs {} devices with free space)",
+        return make_error(Errc::io, "no space left on device (no room for a new {} chunk on {} device{})",
                           (type & BLOCK_GROUP_DATA) ? "data" : (type & BLOCK_GROUP_SYSTEM) ? "system" : "metadata",
-                          sh.min_devs);
+                          sh.min_devs, sh.min_devs == 1 ? "" : "s");
     const uint64_t nstripes = ndevs * sh.dev_stripes;
     const uint64_t ndata = (prof & (BLOCK_GROUP_RAID0 | BLOCK_GROUP_RAID10)) ? nstripes / sh.sub_stripes : 1;
     uint64_t stripe = want / ndata;

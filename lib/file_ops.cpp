@@ -343,10 +343,13 @@ int file_write(const FileWriteOptions& o, FILE* err) {
     };
     for (const auto& op : o.ops)
         if (Status s = validate_op(op); !s) return fail(s.error());
-    if (Status s = check_not_in_use(o.image); !s) return fail(s.error());
+    std::vector<std::string> devs{o.image};
+    devs.insert(devs.end(), o.extra_devices.begin(), o.extra_devices.end());
+    for (const auto& d : devs)
+        if (Status s = check_not_in_use(d); !s) return fail(s.error());
     OpenOptions oo;
     oo.writable = true;
-    auto fs = Filesystem::open({o.image}, oo);
+    auto fs = Filesystem::open(devs, oo);
     if (!fs) return fail(fs.error());
     size_t i = 0;
     while (i < o.ops.size() || (o.ops.empty() && i == 0)) {

@@ -31,6 +31,7 @@ Status apply_op(FsWriter& w, const FileOp& op);
 
 struct FileWriteOptions {
     std::string image;
+    std::vector<std::string> extra_devices;  // other devices of a multi-device filesystem
     std::vector<FileOp> ops;
     uint64_t commit_every = 0;  // 0: everything in one transaction
     bool zero_log = false;

@@ -39,9 +39,10 @@ ok() { echo "PASS $1"; }
 bad() { echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | head -15; }
 
 # clean NAME IMG: btrfs check and btk check report no error.
+# (more devices of the same filesystem may follow IMG)
 clean() {
     if ! btrfs check "$2" >"$T/progs.out" 2>&1; then bad "$1: btrfs check" "$T/progs.out"; return 1; fi
-    if ! "$bin/btk-check" "$2" >"$T/btk.out" 2>&1; then bad "$1: btk check" "$T/btk.out"; return 1; fi
+    if ! "$bin/btk-check" "${@:2}" >"$T/btk.out" 2>&1; then bad "$1: btk check" "$T/btk.out"; return 1; fi
     return 0
 }
 manifest() { python3 "$tools/manifest.py" "$1"; }
@@ -53,16 +54,25 @@ configs=(
     "btk4k-sha256-dup|btk|-n 4k --csum sha256 -d dup -m dup"
     "progs64k-xxhash-single|progs|-n 64k --csum xxhash -m single"
     "progs16k-holes-blake2|progs|-n 16k --csum blake2 -O ^no-holes"
+    "progs-raid1-2dev|progs2|-m raid1 -d raid1"
 )
 seed=${BTK_MODEL_SEED:-20261121}
 ops=${BTK_MODEL_OPS:-400}
 for c in "${configs[@]}"; do
     IFS='|' read -r name maker opts <<<"$c"
     img=$T/$name.img
-    rm -f "$img"
+    rm -f "$img" "$img.2"
     truncate -s 768M "$img"
+    devs=()
+    extra=()
     # shellcheck disable=SC2086
-    if [ "$maker" = btk ]; then "$bin/btk-mkfs" -q -f $opts "$img"; else mkfs.btrfs -q -f $opts "$img" >/dev/null; fi
+    if [ "$maker" = btk ]; then "$bin/btk-mkfs" -q -f $opts "$img"
+    elif [ "$maker" = progs2 ]; then
+        truncate -s 768M "$img.2"
+        mkfs.btrfs -q -f $opts "$img" "$img.2" >/dev/null
+        devs=(--device "$img.2")
+        extra=("$img.2")
+    else mkfs.btrfs -q -f $opts "$img" >/dev/null; fi
     host=$S/model-$name
     rm -rf "$host" "$S/stage-$name"
     mkdir -p "$host"
@@ -74,7 +84,7 @@ for c in "${configs[@]}"; do
         every=()
         [ "$round" = 2 ] && every=(--commit-every 37)
         [ "$round" = 3 ] && every=(--commit-every 1)
-        if ! BTK_TXN_STATS=1 "$file" batch "${every[@]}" "$img" "$T/ops.txt" >"$T/batch.out" 2>&1; then
+        if ! BTK_TXN_STATS=1 "$file" batch "${every[@]}" "${devs[@]}" "$img" "$T/ops.txt" >"$T/batch.out" 2>&1; then
             bad "model $name round $round: batch failed" "$T/batch.out"; failed=1; break
         fi
         m=$(sed -n 's/.*max_cow_per_block \([0-9]*\).*/\1/p' "$T/batch.out" | sort -n | tail -1)
@@ -83,8 +93,17 @@ for c in "${configs[@]}"; do
     [ $failed = 1 ] && continue
     if [ "$maxcow" -le 1 ]; then ok "model $name: no block copied twice in one transaction (max $maxcow)"
     else bad "model $name: a block was copied $maxcow times in one transaction"; fi
-    clean "model $name after btk" "$img" && ok "model $name: btrfs check and btk check clean after $((3 * ops)) operations"
-    if ! mount -o loop "$img" "$mnt" 2>"$T/mount.err"; then bad "model $name: mount" "$T/mount.err"; continue; fi
+    loops=()
+    if [ ${#devs[@]} -gt 0 ]; then
+        loops=("$(losetup -f --show "$img.2")")
+        btrfs device scan "${loops[0]}" >/dev/null 2>&1
+    fi
+    clean "model $name after btk" "$img" "${extra[@]}" && ok "model $name: btrfs check and btk check clean after $((3 * ops)) operations"
+    if ! mount -o loop "$img" "$mnt" 2>"$T/mount.err"; then
+        bad "model $name: mount" "$T/mount.err"
+        for l in "${loops[@]}"; do losetup -d "$l"; done
+        continue
+    fi
     manifest "$host" >"$T/want.txt"
     manifest "$mnt" >"$T/got.txt"
     if diff -u "$T/want.txt" "$T/got.txt" >"$T/diff.txt"; then ok "model $name: kernel view equals the model"
@@ -94,7 +113,8 @@ for c in "${configs[@]}"; do
     first=$(ls "$mnt" | grep -v kernel-added | head -1)
     [ -n "$first" ] && rm -rf "${mnt:?}/$first"
     umount "$mnt"
-    clean "model $name after kernel" "$img" && ok "model $name: still clean after the kernel wrote to it"
+    clean "model $name after kernel" "$img" "${extra[@]}" && ok "model $name: still clean after the kernel wrote to it"
+    for l in "${loops[@]}"; do losetup -d "$l"; done
 done
 
 # --- (b) crash test --------------------------------------------------------
@@ -103,14 +123,17 @@ truncate -s 256M "$base"
 "$bin/btk-mkfs" -q -f -n 4k "$base"
 "$file" put -r "$base" /usr/share/doc/gzip /old >/dev/null 2>&1
 mount -o loop "$base" "$mnt" && manifest "$mnt" >"$T/old.txt" && umount "$mnt"
-cat >"$T/crash.txt" <<'EOF'
-mkdir /new
-put /usr/share/doc/gzip/copyright /new/copyright
-rm -r /old
-symlink target /new/link
-setxattr /new user.a value
-put /etc/hostname /new/small
-EOF
+# Enough work to split leaves, grow trees and free the old tree's blocks.
+{
+    echo "mkdir /new"
+    echo "put /usr/share/doc/gzip/copyright /new/copyright"
+    echo "rm -r /old"
+    echo "symlink target /new/link"
+    echo "setxattr /new user.a value"
+    for i in $(seq 1 60); do echo "mkdir /new/dir-with-a-long-name-$i"; done
+    echo "put -r /usr/share/doc/gzip /new/gz"
+    echo "put /etc/hostname /new/small"
+} >"$T/crash.txt"
 cp "$base" "$T/full.img"
 "$file" batch "$T/full.img" "$T/crash.txt" >/dev/null 2>&1
 mount -o loop "$T/full.img" "$mnt" && manifest "$mnt" >"$T/new.txt" && umount "$mnt"
