@@ -197,6 +197,7 @@ private:
     Status update_root_items();
     Status write_super();
     Status write_staged_data();
+    Status mark_qgroups_inconsistent();
 
     Filesystem& fs_;
     TxnOptions opts_;
@@ -210,6 +211,7 @@ private:
     DelayedRefs refs_;
     TxnStats stats_;
     bool done_ = false;
+    bool qgroups_marked_ = false;
 
     struct StagedData {
         uint64_t logical = 0, len = 0;

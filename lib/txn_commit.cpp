@@ -17,7 +17,34 @@ namespace btk {
 
 using namespace format;
 
+// qgroup accounting is not done offline yet (the seam: the first and last
+// reference of a root to an extent, seen when delayed refs run). Until it is,
+// a commit that changed any subvolume marks the qgroups inconsistent, as the
+// kernel does when it cannot account, so `btrfs quota rescan` fixes the
+// numbers and nothing reports a silent mismatch.
+Status Transaction::mark_qgroups_inconsistent() {
+    bool changed = false;
+    for (const auto& [id, r] : roots_)
+        changed |= r.dirty && (id == FS_TREE_OBJECTID || (id >= FIRST_FREE_OBJECTID && id <= LAST_FREE_OBJECTID));
+    if (!changed || qgroups_marked_) return {};
+    BTK_ASSIGN(bool quota, has_tree(QUOTA_TREE_OBJECTID));
+    if (!quota) return {};
+    const Key k{0, QGROUP_STATUS_KEY, 0};
+    BTK_ASSIGN(auto cur, lookup(QUOTA_TREE_OBJECTID, k));
+    if (!cur || cur->size() < offsetof(qgroup_status_item, rescan)) return {};
+    const auto* st = reinterpret_cast<const qgroup_status_item*>(cur->data());
+    if (st->flags & QGROUP_STATUS_FLAG_SIMPLE_MODE) return {};
+    qgroups_marked_ = true;
+    if (st->flags & QGROUP_STATUS_FLAG_INCONSISTENT) return {};
+    BTK_ASSIGN(std::span<uint8_t> d, item_for_update(QUOTA_TREE_OBJECTID, k));
+    auto* w = reinterpret_cast<qgroup_status_item*>(d.data());
+    w->flags = w->flags | QGROUP_STATUS_FLAG_INCONSISTENT;
+    w->generation = gen_;
+    return {};
+}
+
 Status Transaction::run_commit_passes() {
+    BTK_TRY(mark_qgroups_inconsistent());
     for (int pass = 1; pass <= 64; ++pass) {
         ++stats_.commit_passes;
         BTK_TRY(run_delayed_refs());
