@@ -61,7 +61,7 @@ Result<std::unique_ptr<Transaction>> Transaction::begin(Filesystem& fs, const Tx
                           uint64_t(sb.flags));
     if (sb.log_root != 0 && !opts.zero_log)
         return make_error(Errc::unsupported,
-                          "cannot write: the filesystem has a log tree (mount it once to replay the log, or zero it)");
+                          "cannot write: the filesystem has a log tree (mount it once to replay it, or drop it with --zero-log)");
     for (const auto& [l, c] : fs.chunk_map().chunks())
         if (c.profile() & (BLOCK_GROUP_RAID5 | BLOCK_GROUP_RAID6))
             return make_error(Errc::unsupported, "cannot write: RAID5/6 block groups are not supported for writing");

@@ -248,3 +248,53 @@ mount -o loop "$e" "$mnt"
 expect_err mounted "is mounted" mkdir "$e" /m
 umount "$mnt"
 clean "errors" "$e" && ok "errors: image clean after refused operations"
+
+# --- (e) refusals: a log tree (unless --zero-log), unknown feature bits ---
+# super_set IMG OFFSET VALUE: a little-endian u64 in every superblock copy,
+# crc32c fixed.
+super_set() {
+    python3 - "$@" <<'PY'
+import struct, sys
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+img, off, val = sys.argv[1], int(sys.argv[2]), int(sys.argv[3], 0)
+with open(img, "r+b") as f:
+    for sb in (0x10000, 0x4000000, 0x4000000000):
+        f.seek(sb)
+        b = bytearray(f.read(4096))
+        if len(b) < 4096 or b[64:72] != b"_BHRfS_M":
+            continue
+        b[off:off + 8] = struct.pack("<Q", val)
+        b[0:4] = struct.pack("<I", crc32c(bytes(b[32:])))
+        f.seek(sb)
+        f.write(b)
+PY
+}
+lg=$T/log.img
+truncate -s 128M "$lg"
+"$bin/btk-mkfs" -q -f "$lg"
+cp "$lg" "$T/feat.img"
+log_root=$(btrfs inspect-internal dump-super "$lg" | awk '$1 == "root" {print $2}')
+super_set "$lg" 96 "$log_root"   # log_root points at some tree block: a log tree is present
+expect_refusal() {  # NAME REGEX IMG ARGS...
+    local name=$1 re=$2 img=$3; shift 3
+    local before
+    before=$(sha256sum <"$img")
+    if "$file" "$@" >"$T/ref.out" 2>&1; then bad "refuse $name: accepted"; return; fi
+    if ! grep -qE "$re" "$T/ref.out" || [ "$(sha256sum <"$img")" != "$before" ]; then bad "refuse $name" "$T/ref.out"; return; fi
+    ok "refuse $name: $(cat "$T/ref.out")"
+}
+expect_refusal log-tree "log tree" "$lg" mkdir "$lg" /x
+if "$file" mkdir --zero-log "$lg" /x >"$T/zl.out" 2>&1 && [ "$(btrfs inspect-internal dump-super "$lg" | awk '$1 == "log_root" {print $2}')" = 0 ]; then
+    clean "zero-log" "$lg" && ok "--zero-log: log tree dropped, change committed, image clean"
+else
+    bad "--zero-log" "$T/zl.out"
+fi
+incompat=$(btrfs inspect-internal dump-super "$T/feat.img" | awk '$1 == "incompat_flags" {print $2}')
+super_set "$T/feat.img" 188 $((incompat | (1 << 40)))
+expect_refusal unknown-incompat "not supported for writing" "$T/feat.img" mkdir "$T/feat.img" /x
