@@ -117,6 +117,44 @@ for c in "${configs[@]}"; do
     for l in "${loops[@]}"; do losetup -d "$l"; done
 done
 
+# --- (a1) new chunks in every multi-device profile ---------------------------
+head -c $((220 << 20)) /dev/urandom >"$S/chunky.bin"
+for spec in raid0:2 raid10:4 raid1c3:3 raid1c4:4 dup:1; do
+    prof=${spec%:*}
+    nd=${spec#*:}
+    imgs=()
+    for i in $(seq "$nd"); do
+        imgs+=("$T/p$i.img")
+        rm -f "$T/p$i.img"
+        truncate -s 640M "$T/p$i.img"
+    done
+    if ! mkfs.btrfs -q -f -d "$prof" -m "$prof" "${imgs[@]}" >"$T/mkfs.out" 2>&1; then
+        echo "SKIP: *** mkfs.btrfs cannot make $prof here ***"; continue
+    fi
+    devargs=()
+    for i in $(seq 2 "$nd"); do devargs+=(--device "${imgs[$((i - 1))]}"); done
+    before=$(btrfs inspect-internal dump-tree -t chunk "${imgs[0]}" 2>/dev/null | grep -c CHUNK_ITEM)
+    if ! "$file" put "${devargs[@]}" "${imgs[0]}" "$S/chunky.bin" /chunky >"$T/put.out" 2>&1; then
+        bad "chunks $prof: put failed" "$T/put.out"; continue
+    fi
+    after=$(btrfs inspect-internal dump-tree -t chunk "${imgs[0]}" 2>/dev/null | grep -c CHUNK_ITEM)
+    loops=()
+    for i in $(seq 2 "$nd"); do loops+=("$(losetup -f --show "${imgs[$((i - 1))]}")"); done
+    for l in "${loops[@]}"; do btrfs device scan "$l" >/dev/null 2>&1; done
+    if clean "chunks $prof" "${imgs[@]}" && mount -o loop "${imgs[0]}" "$mnt" 2>"$T/mount.err"; then
+        if cmp -s "$S/chunky.bin" "$mnt/chunky" && [ "$after" -gt "$before" ]; then
+            ok "chunks $prof on $nd devices: $((after - before)) new chunks, both checks clean, data reads back"
+        else
+            bad "chunks $prof: data differs or no new chunk ($before -> $after chunks)"
+        fi
+        umount "$mnt"
+    else
+        bad "chunks $prof: mount" "$T/mount.err"
+    fi
+    for l in "${loops[@]}"; do losetup -d "$l"; done
+done
+rm -f "$S/chunky.bin"
+
 # --- (a2) kernel-written corpus: snapshots, reflinks, compression, qgroups --
 # Writing into trees that share blocks with snapshots exercises the shared
 # block cases (update_ref_for_cow); the snapshots must not change.
