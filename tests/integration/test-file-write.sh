@@ -200,6 +200,34 @@ else
     echo "SKIP: *** no kernel corpus in CORPUS_DIR: writes into kernel-written images not tested ***"
 fi
 
+# --- (a3) free space tree: fragmentation turns a group's entries into bitmaps
+# and back, as the kernel does; btrfs check verifies both forms.
+fr=$T/frag.img
+truncate -s 1G "$fr"
+"$bin/btk-mkfs" -q -f "$fr"
+head -c 8192 /dev/urandom >"$S/8k.bin"
+{ for i in $(seq 1 2400); do echo "put $S/8k.bin /f$i"; done; } >"$T/frag1.txt"
+{ for i in $(seq 1 2 2400); do echo "rm /f$i"; done; } >"$T/frag2.txt"
+{ for i in $(seq 2 2 2400); do echo "rm /f$i"; done; } >"$T/frag3.txt"
+"$file" batch "$fr" "$T/frag1.txt" && "$file" batch "$fr" "$T/frag2.txt"
+bitmaps=$("$bin/btk-inspect" dump-tree -t 10 "$fr" | grep -c FREE_SPACE_BITMAP)
+if [ "$bitmaps" -gt 1 ] && clean "fst bitmaps" "$fr"; then
+    ok "free space tree: 1200 holes in data groups stored as $bitmaps bitmap items, both checks clean"
+else
+    [ "$bitmaps" -gt 1 ] || bad "free space tree: $bitmaps bitmaps after fragmenting the data groups"
+fi
+"$file" batch "$fr" "$T/frag3.txt"
+after=$("$bin/btk-inspect" dump-tree -t 10 "$fr" | grep -c FREE_SPACE_BITMAP)
+# A group goes back to extent items below its low threshold (100 below the
+# high one); a small group whose low threshold is 0 keeps its bitmaps.
+if [ "$after" -lt "$bitmaps" ] && clean "fst extents again" "$fr"; then
+    ok "free space tree: $((bitmaps - after)) bitmap items converted back to extents once the groups were whole, both checks clean"
+else
+    [ "$after" -lt "$bitmaps" ] || bad "free space tree: still $after bitmaps after freeing everything"
+fi
+mount -o loop "$fr" "$mnt" && cp -a /usr/share/doc/gzip "$mnt/" && umount "$mnt" && clean "fst after kernel" "$fr" &&
+    ok "free space tree: the kernel accepts it and writes on"
+
 # --- (b) crash test --------------------------------------------------------
 base=$T/crash-base.img
 truncate -s 256M "$base"
