@@ -56,6 +56,19 @@ check() {
     fi
 }
 
+# kernel_writes PATHS...: on the mounted $mnt, copy PATHS into data/, take a
+# snapshot, compare both manifests, delete the snapshot.
+kernel_writes() {
+    local ok=0
+    mkdir "$mnt/data" && cp -a "$@" "$mnt/data/" || ok=1
+    btrfs subvolume snapshot "$mnt" "$mnt/snap" >/dev/null || ok=1
+    $manifest "$mnt/data" >"$tmp/before.txt" || ok=1
+    $manifest "$mnt/snap/data" >"$tmp/snap.txt" || ok=1
+    cmp -s "$tmp/before.txt" "$tmp/snap.txt" || { echo "snapshot differs"; ok=1; }
+    btrfs subvolume delete -c "$mnt/snap" >/dev/null || ok=1
+    return $ok
+}
+
 # full NAME SIZE MKFS-OPTIONS...: the whole cycle on a fresh sparse image.
 full() {
     local name=$1 size=$2; shift 2
@@ -73,12 +86,7 @@ full() {
         echo "FAIL mkfs-$name-mount: $(cat "$tmp/mount.err"); $(dmesg | tail -5)"; return
     fi
     local ok=1
-    mkdir "$mnt/data" && cp -a "${src[@]}" "$mnt/data/" || ok=0
-    btrfs subvolume snapshot "$mnt" "$mnt/snap" >/dev/null || ok=0
-    $manifest "$mnt/data" >"$tmp/before.txt" || ok=0
-    $manifest "$mnt/snap/data" >"$tmp/snap.txt" || ok=0
-    cmp -s "$tmp/before.txt" "$tmp/snap.txt" || { echo "snapshot differs"; ok=0; }
-    btrfs subvolume delete -c "$mnt/snap" >/dev/null || ok=0
+    kernel_writes "${src[@]}" || ok=0
     umount "$mnt" || ok=0
     if [ $ok = 0 ]; then echo "FAIL mkfs-$name-write: kernel writes failed; $(dmesg | tail -3)"; return; fi
     check "mkfs-$name-check-after" "$img" || return
@@ -110,8 +118,6 @@ full mixed              512M -M
 full no-skinny-no-fst   512M -O ^skinny-metadata -O ^free-space-tree -L "a label"
 full defaults           384M
 
-full raid0-one-device   512M -d raid0 -O block-group-tree
-full quota              384M -n 4k -O quota
 
 # mfull NAME NDEV SIZE MKFS-OPTIONS...: NDEV fresh images of SIZE as loop
 # devices; btrfs check (unless NOPROGS=1: features btrfs-progs 6.2 does not
@@ -130,9 +136,11 @@ mfull() {
     checks() {  # checks WHEN
         if [ "${NOPROGS:-0}" != 1 ]; then
             check "mkfs-$name-check-$1" "${loops[0]}" || return 1
-            if [ $quota = 1 ] && out=$(btrfs check --qgroup-report "${loops[0]}" 2>&1) &&
-                grep -qiE 'different|mismatch|error' <<<"$out"; then
-                echo "FAIL mkfs-$name-qgroup-report-$1"; grep -iE 'different|mismatch|error' <<<"$out" | head -3; return 1
+            # Each "our:" count (recomputed) must equal the "disk:" one after it.
+            if [ $quota = 1 ] && { ! out=$(btrfs check --qgroup-report "${loops[0]}" 2>&1) ||
+                ! grep -q '^our:' <<<"$out" || grep -qiE 'different|mismatch' <<<"$out" ||
+                [ -n "$(awk '/^our:/ {o=$0; sub(/^our:/, "", o)} /^disk:/ {d=$0; sub(/^disk:/, "", d); if (d != o) print}' <<<"$out")" ]; }; then
+                echo "FAIL mkfs-$name-qgroup-report-$1"; grep -E '^(our|disk):|ERROR' <<<"$out" | head -4; return 1
             fi
         fi
         if ! out=$("$bin/btk-check" "${loops[@]}" 2>&1); then
@@ -144,12 +152,7 @@ mfull() {
         echo "FAIL mkfs-$name-mount: $(cat "$tmp/mount.err"); $(dmesg | tail -3)"; detach_loops; return
     fi
     local ok=1
-    mkdir "$mnt/data" && cp -a "${src[@]:0:3}" "$mnt/data/" || ok=0
-    btrfs subvolume snapshot "$mnt" "$mnt/snap" >/dev/null || ok=0
-    $manifest "$mnt/data" >"$tmp/before.txt" || ok=0
-    $manifest "$mnt/snap/data" >"$tmp/snap.txt" || ok=0
-    cmp -s "$tmp/before.txt" "$tmp/snap.txt" || { echo "snapshot differs"; ok=0; }
-    btrfs subvolume delete -c "$mnt/snap" >/dev/null || ok=0
+    kernel_writes "${src[@]:0:3}" || ok=0
     sync
     if [ $quota = 1 ] && ! btrfs qgroup show "$mnt" >"$tmp/qg.txt" 2>&1; then echo "qgroup show: $(cat "$tmp/qg.txt")"; ok=0; fi
     if ! out=$(btrfs scrub start -B "$mnt" 2>&1) || ! grep -q 'no errors found' <<<"$out"; then
@@ -164,6 +167,7 @@ mfull() {
 }
 
 # Profiles x device counts x checksums x node sizes x features.
+mfull 1dev-raid0-bgt-quota   1 400M -d raid0 -O block-group-tree -O quota
 mfull 2dev-default           2 300M --csum xxhash
 mfull 2dev-raid0-raid1       2 300M -d raid0 -m raid1 -n 4k -O quota
 mfull 2dev-raid5-raid10      2 400M -d raid5 -m raid10 --csum sha256
