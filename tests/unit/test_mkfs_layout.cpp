@@ -13,6 +13,7 @@
 
 #include "fs.h"
 #include "mkfs.h"
+#include "mkfs_layout.h"
 #include "tree.h"
 
 using namespace btk;
@@ -164,4 +165,51 @@ TEST_CASE("mkfs layout: quota tree counts the top subvolume's blocks") {
         REQUIRE(cur.next().ok());
     }
     CHECK(n == 3);
+}
+
+TEST_CASE("mkfs layout: a content hook reserves data space and writes data on any profile") {
+    Dir d;
+    for (const char* dp : {"raid10", "raid5", "raid1", "raid6"}) {
+        CAPTURE(dp);
+        std::vector<std::string> imgs;
+        for (int i = 0; i < 4; ++i) imgs.push_back(d.path + "/h" + std::to_string(i) + ".img");
+        for (auto& p : imgs) unlink(p.c_str());
+        std::vector<uint8_t> payload(300 * 1024);
+        for (size_t i = 0; i < payload.size(); ++i) payload[i] = uint8_t(i * 7 + i / 4096);
+        uint64_t at = 0;
+        MkfsContentHook hook;
+        hook.plan = [&](MkfsLayout& x) -> Status {
+            BTK_TRY(reserve_data(x, 200 * MiB));
+            uint64_t cap = 0;
+            for (const auto& c : x.chunks)
+                if (c.type & BLOCK_GROUP_DATA) {
+                    cap += c.length;
+                    if (!at) at = c.logical;
+                }
+            CHECK(cap >= 200 * MiB);
+            x.data_extents.push_back({at + 64 * 1024 - 4096, payload.size()});
+            return {};
+        };
+        hook.write = [&](MkfsLayout&, MkfsWriter& w) { return w.write_data(at + 64 * 1024 - 4096, payload); };
+        MkfsOptions o;
+        o.devices = imgs;
+        o.byte_count = 1024 * MiB;
+        o.data_profile = dp;
+        o.quiet = true;
+        o.content = &hook;
+        auto r = mkfs_run(o);
+        REQUIRE_MESSAGE(r.ok(), r.error().message);
+        auto fs = Filesystem::open(imgs);
+        REQUIRE_MESSAGE(fs.ok(), fs.error().message);
+        std::vector<uint8_t> back(payload.size());
+        for (int mirror = 0; mirror < (*fs)->num_copies(at); ++mirror) {
+            CAPTURE(mirror);
+            REQUIRE((*fs)->read_logical(at + 64 * 1024 - 4096, back, mirror).ok());
+            CHECK(back == payload);
+        }
+        uint64_t data_used = 0;
+        for (const auto& c : r->chunks)
+            if (c.type & BLOCK_GROUP_DATA) data_used += c.used;
+        CHECK(data_used == payload.size());
+    }
 }
