@@ -2,6 +2,7 @@
 // busy devices, existing signatures, sizes) and the preparation of each
 // device for writing (create, extend, discard, clear old signatures).
 #include "mkfs_layout.h"
+#include "mount_check.h"
 
 #include <blkid/blkid.h>
 #include <fcntl.h>
@@ -27,77 +28,6 @@ namespace {
 constexpr uint64_t MiB = 1ULL << 20;
 
 Error bad(std::string msg) { return Error{Errc::invalid_argument, std::move(msg)}; }
-
-std::string read_first_line(const std::string& path) {
-    std::ifstream f(path);
-    std::string s;
-    std::getline(f, s);
-    return s;
-}
-
-// (maj:min, source) of every mount.
-std::vector<std::pair<std::string, std::string>> read_mounts() {
-    std::vector<std::pair<std::string, std::string>> m;
-    std::ifstream f("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(f, line)) {
-        std::istringstream is(line);
-        std::string id, parent, majmin, tok;
-        is >> id >> parent >> majmin;
-        while (is >> tok && tok != "-") {
-        }
-        std::string fstype, source;
-        is >> fstype >> source;
-        m.push_back({majmin, source});
-    }
-    return m;
-}
-
-bool rdev_mounted(const std::vector<std::pair<std::string, std::string>>& m, dev_t rdev) {
-    const std::string mm = fmt::format("{}:{}", major(rdev), minor(rdev));
-    for (const auto& [majmin, source] : m) {
-        struct stat st;
-        if (majmin == mm ||
-            (source.starts_with("/") && stat(source.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == rdev))
-            return true;
-    }
-    return false;
-}
-
-// A block device held exclusively by someone (a mounted multi-device
-// filesystem holds all its devices, though only one shows in mountinfo).
-bool busy(const std::string& blk) {
-    int fd = open(blk.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
-    if (fd >= 0) {
-        close(fd);
-        return false;
-    }
-    return errno == EBUSY;
-}
-
-Status check_not_mounted(const std::string& path, const struct stat& st) {
-    const auto m = read_mounts();
-    if (S_ISBLK(st.st_mode)) {
-        if (rdev_mounted(m, st.st_rdev)) return bad(fmt::format("{} is mounted", path));
-        return {};
-    }
-    // An image file: is a loop device backed by it mounted or in use?
-    for (int i = 0; i < 1024; ++i) {
-        const std::string sys = fmt::format("/sys/block/loop{}", i);
-        if (access(sys.c_str(), F_OK) != 0) continue;
-        std::string back = read_first_line(sys + "/loop/backing_file");
-        if (back.empty()) continue;
-        struct stat bs;
-        if (stat(back.c_str(), &bs) != 0 || bs.st_dev != st.st_dev || bs.st_ino != st.st_ino) continue;
-        unsigned maj = 0, min = 0;
-        if (sscanf(read_first_line(sys + "/dev").c_str(), "%u:%u", &maj, &min) != 2) continue;
-        if (rdev_mounted(m, makedev(maj, min)))
-            return bad(fmt::format("{} is mounted through /dev/loop{}", path, i));
-        if (busy(fmt::format("/dev/loop{}", i)))
-            return bad(fmt::format("{} is in use through /dev/loop{}", path, i));
-    }
-    return {};
-}
 
 Status check_no_signature(const std::string& path) {
     blkid_probe pr = blkid_new_probe_from_filename(path.c_str());
@@ -185,7 +115,7 @@ Status probe_devices(MkfsLayout& x, const std::vector<std::string>& paths, std::
     // Checks that look at the devices' contents, once the list is sane.
     for (auto& d : x.devices) {
         if (!d.exists) continue;
-        BTK_TRY(check_not_mounted(d.path, d.st));
+        BTK_TRY(check_not_in_use(d.path));
         if (d.is_blk) {
             // Held (as mount does) until the end, so that it cannot be
             // mounted while it is written.

@@ -78,6 +78,13 @@ Status check_not_in_use(const std::string& path) {
         if (sscanf(first_line(sys + "/dev").c_str(), "%u:%u", &maj, &min) != 2) continue;
         if (mounted(makedev(maj, min), &where))
             return make_error(Errc::invalid_argument, "{} is mounted through /dev/loop{}", path, i);
+        // A mounted multi-device filesystem holds all its devices, though
+        // only one shows in mountinfo.
+        const std::string loop = fmt::format("/dev/loop{}", i);
+        int fd = ::open(loop.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
+        if (fd < 0 && errno == EBUSY)
+            return make_error(Errc::invalid_argument, "{} is in use through /dev/loop{}", path, i);
+        if (fd >= 0) ::close(fd);
     }
     return {};
 }
