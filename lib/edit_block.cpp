@@ -206,16 +206,6 @@ void EditBlock::node_move_head_to(uint32_t count, EditBlock& left) {
     node_delete(0, count);
 }
 
-uint32_t EditBlock::lower_bound(const Key& k) const noexcept {
-    uint32_t lo = 0, hi = nritems();
-    while (lo < hi) {
-        const uint32_t mid = lo + (hi - lo) / 2;
-        if (key(mid) < k)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
+uint32_t EditBlock::lower_bound(const Key& k) const noexcept { return key_lower_bound(*this, k); }
 
 }  // namespace btk

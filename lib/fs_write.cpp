@@ -2,6 +2,7 @@
 
 #include "compress.h"
 #include "csum.h"
+#include "file.h"
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -23,19 +24,6 @@ constexpr uint64_t REF_MIN = 1;  // extents with a host source are read from it 
 
 Error fs_error(Errc c, std::string_view path, std::string_view what) {
     return Error{c, fmt::format("'{}': {}", path, what)};
-}
-
-uint8_t ftype_of(uint32_t mode) {
-    switch (mode & S_IFMT) {
-    case S_IFREG: return FT_REG_FILE;
-    case S_IFDIR: return FT_DIR;
-    case S_IFCHR: return FT_CHRDEV;
-    case S_IFBLK: return FT_BLKDEV;
-    case S_IFIFO: return FT_FIFO;
-    case S_IFSOCK: return FT_SOCK;
-    case S_IFLNK: return FT_SYMLINK;
-    default: return FT_UNKNOWN;
-    }
 }
 
 std::vector<std::string> split_path(std::string_view p) {
@@ -353,7 +341,7 @@ Result<InodeLoc> FsWriter::create(std::string_view path, uint32_t mode, uint64_t
     if (pd.flags & INODE_COMPRESS) ii.flags = ii.flags | INODE_COMPRESS;
     const InodeLoc loc{p.dir.tree, ino};
     BTK_TRY(t_.insert_item(loc.tree, Key{ino, INODE_ITEM_KEY, 0}, as_bytes(ii)));
-    BTK_TRY(add_link(p.dir, p.name, loc, ftype_of(mode)));
+    BTK_TRY(add_link(p.dir, p.name, loc, mode_to_ft(mode)));
     return loc;
 }
 
@@ -430,6 +418,16 @@ Status FsWriter::write_extents(const InodeLoc& loc, uint64_t file_off, std::span
     return {};
 }
 
+Status FsWriter::insert_hole(const InodeLoc& loc, uint64_t from, uint64_t to) {
+    if (to <= from) return {};
+    file_extent_item fe{};
+    fe.generation = t_.generation();
+    fe.ram_bytes = to - from;
+    fe.type = FILE_EXTENT_REG;
+    fe.num_bytes = to - from;
+    return t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, from}, as_bytes(fe));
+}
+
 Status FsWriter::write_file(std::string_view path, std::span<const uint8_t> data, const InodeAttrs& a,
                             std::shared_ptr<const HostFileRef> source,
                             const std::vector<std::pair<uint64_t, uint64_t>>* segments) {
@@ -457,15 +455,7 @@ Status FsWriter::write_file(std::string_view path, std::span<const uint8_t> data
         const uint64_t ss = t_.sectorsize();
         const bool holes = !(t_.fs().incompat() & FEATURE_INCOMPAT_NO_HOLES);
         uint64_t cur = 0;
-        auto hole = [&](uint64_t from, uint64_t to) -> Status {
-            if (!holes || to <= from) return {};
-            file_extent_item fe{};
-            fe.generation = t_.generation();
-            fe.ram_bytes = to - from;
-            fe.type = FILE_EXTENT_REG;
-            fe.num_bytes = to - from;
-            return t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, from}, as_bytes(fe));
-        };
+        auto hole = [&](uint64_t from, uint64_t to) -> Status { return holes ? insert_hole(loc, from, to) : Status{}; };
         for (auto [s0, e0] : *segments) {
             const uint64_t s1 = s0 / ss * ss, e1 = std::min<uint64_t>(data.size(), e0);
             if (s1 < cur || e1 <= s1) continue;
@@ -517,17 +507,8 @@ Status FsWriter::fallocate(std::string_view path, uint64_t offset, uint64_t leng
     for (const auto& x : exts) {
         if (!x.hole || x.key.offset + x.len <= s || x.key.offset >= e) continue;
         BTK_TRY(t_.delete_item(loc.tree, x.key));
-        auto put_hole = [&](uint64_t a, uint64_t b) -> Status {
-            if (b <= a) return {};
-            file_extent_item fe{};
-            fe.generation = t_.generation();
-            fe.ram_bytes = b - a;
-            fe.type = FILE_EXTENT_REG;
-            fe.num_bytes = b - a;
-            return t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, a}, as_bytes(fe));
-        };
-        BTK_TRY(put_hole(x.key.offset, std::max(x.key.offset, s)));
-        BTK_TRY(put_hole(e, x.key.offset + x.len));
+        BTK_TRY(insert_hole(loc, x.key.offset, std::max(x.key.offset, s)));
+        BTK_TRY(insert_hole(loc, e, x.key.offset + x.len));
     }
     // Gaps in [s, e) not covered by extents with data get preallocated extents.
     std::vector<std::pair<uint64_t, uint64_t>> gaps;
@@ -545,14 +526,7 @@ Status FsWriter::fallocate(std::string_view path, uint64_t offset, uint64_t leng
     if (holes && s > old_end) {
         bool covered = false;
         for (const auto& x : exts) covered |= x.key.offset + x.len >= s;
-        if (!covered) {
-            file_extent_item fe{};
-            fe.generation = t_.generation();
-            fe.ram_bytes = s - old_end;
-            fe.type = FILE_EXTENT_REG;
-            fe.num_bytes = s - old_end;
-            BTK_TRY(t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, old_end}, as_bytes(fe)));
-        }
+        if (!covered) BTK_TRY(insert_hole(loc, old_end, s));
     }
     for (auto [a, b] : gaps) {
         for (uint64_t at = a; at < b;) {
@@ -609,7 +583,7 @@ Status FsWriter::link(std::string_view existing, std::string_view newpath) {
     BTK_ASSIGN(auto hit, lookup_name(p.dir, p.name));
     if (hit) return fs_error(Errc::invalid_argument, newpath, "File exists");
     if (ii.nlink >= 65535) return fs_error(Errc::invalid_argument, existing, "Too many links");
-    return add_link(p.dir, p.name, src, ftype_of(ii.mode));
+    return add_link(p.dir, p.name, src, mode_to_ft(ii.mode));
 }
 
 Status FsWriter::remove(std::string_view path, bool recursive) {
@@ -669,7 +643,7 @@ Status FsWriter::rename(std::string_view from, std::string_view to) {
             return fs_error(Errc::invalid_argument, target, (ei.mode & S_IFMT) == S_IFDIR ? "Is a directory" : "Not a directory");
         BTK_TRY(remove(target, false));
     }
-    BTK_TRY(add_link(dst.dir, dst.name, child, ftype_of(ci.mode)));
+    BTK_TRY(add_link(dst.dir, dst.name, child, mode_to_ft(ci.mode)));
     return del_link(src.dir, src.name, child);
 }
 
@@ -832,15 +806,7 @@ Status FsWriter::truncate(std::string_view path, uint64_t size) {
         BTK_TRY(drop_extents_from(loc, size, ii));
     } else if (size > ii.size && holes) {
         // Without no-holes every gap is an explicit hole extent.
-        const uint64_t from = (ii.size + ss - 1) / ss * ss, to = (size + ss - 1) / ss * ss;
-        if (to > from) {
-            file_extent_item fe{};
-            fe.generation = t_.generation();
-            fe.ram_bytes = to - from;
-            fe.type = FILE_EXTENT_REG;
-            fe.num_bytes = to - from;
-            BTK_TRY(t_.insert_item(loc.tree, Key{loc.ino, EXTENT_DATA_KEY, from}, as_bytes(fe)));
-        }
+        BTK_TRY(insert_hole(loc, (ii.size + ss - 1) / ss * ss, (size + ss - 1) / ss * ss));
     }
     ii.size = size;
     stamp(ii, true);

@@ -93,6 +93,8 @@ private:
                          format::inode_item& ii, const std::shared_ptr<const HostFileRef>& source = nullptr,
                          bool no_inline = false);
     void stamp(format::inode_item& ii, bool change_mtime);
+    // An explicit hole extent for [from, to) (filesystems without no-holes).
+    Status insert_hole(const InodeLoc& loc, uint64_t from, uint64_t to);
     Status read_extent_bytes(const format::file_extent_item& fe, uint64_t off, std::span<uint8_t> out);
 
     Transaction& t_;

@@ -27,4 +27,19 @@ struct Key {
     static constexpr Key max() { return Key{~0ULL, 0xff, ~0ULL}; }
 };
 
+// First slot of a block (anything with nritems() and key(slot)) whose key is
+// >= k; nritems() when none. Binary search.
+template <typename Block>
+uint32_t key_lower_bound(const Block& b, const Key& k) noexcept {
+    uint32_t lo = 0, hi = b.nritems();
+    while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo) / 2;
+        if (b.key(mid) < k)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 }  // namespace btk

@@ -49,16 +49,6 @@ uint32_t TreeBlock::leaf_free_space() const noexcept {
     return lowest > table ? lowest - table : 0;
 }
 
-uint32_t TreeBlock::lower_bound(const Key& k) const noexcept {
-    uint32_t lo = 0, hi = nritems_;
-    while (lo < hi) {
-        const uint32_t mid = lo + (hi - lo) / 2;
-        if (key(mid) < k)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
+uint32_t TreeBlock::lower_bound(const Key& k) const noexcept { return key_lower_bound(*this, k); }
 
 }  // namespace btk

@@ -45,43 +45,6 @@ constexpr uint32_t ITEM_HDR = sizeof(format::item);
 
 }  // namespace
 
-// Read-only descent through this transaction's copies and committed blocks.
-static Result<Path> ro_search(Transaction& t, uint64_t tree, const Key& key,
-                              const std::function<Result<std::pair<EditBlock*, BlockRef>>(uint64_t, const BlockExpect&)>& get) {
-    Path p;
-    p.tree = tree;
-    BTK_ASSIGN(Transaction::TreeRoot * r, t.tree_root(tree));
-    BlockExpect ex;
-    ex.level = r->level;
-    uint64_t bytenr = r->bytenr;
-    for (uint32_t depth = 0; depth < MAX_LEVEL + 1; ++depth) {
-        BTK_ASSIGN(auto got, get(bytenr, ex));
-        PathStep st;
-        st.block = got.first;
-        if (got.second) {
-            st.tb = got.second.get();
-            p.keep.push_back(got.second);
-        }
-        RoBlock b = ro_of(st);
-        if (b.level() != uint8_t(ex.level))
-            return corruption("tree {} block {}: level {} where {} was expected", tree, bytenr, b.level(), ex.level);
-        if (b.level() == 0) {
-            st.slot = b.lower_bound(key);
-            p.exact = st.slot < b.nritems() && b.key(st.slot) == key;
-            p.steps.push_back(st);
-            return p;
-        }
-        if (b.nritems() == 0) return corruption("tree {} node {} is empty", tree, bytenr);
-        st.slot = node_slot(b, key);
-        p.steps.push_back(st);
-        ex.generation = b.ptr_generation(st.slot);
-        ex.first_key = b.key(st.slot);
-        ex.level = b.level() - 1;
-        bytenr = b.blockptr(st.slot);
-    }
-    return corruption("tree {} is deeper than {} levels", tree, MAX_LEVEL);
-}
-
 class BtreeOps {
 public:
     static Result<std::pair<EditBlock*, BlockRef>> get_ro(Transaction& t, uint64_t bytenr, const BlockExpect& ex) {
@@ -89,6 +52,29 @@ public:
             return std::pair<EditBlock*, BlockRef>{it->second.get(), nullptr};
         BTK_ASSIGN(BlockRef b, t.fs_.read_block(bytenr, ex));
         return std::pair<EditBlock*, BlockRef>{nullptr, std::move(b)};
+    }
+
+    // Reads the child at `slot` of the read-only node at the end of the path
+    // and appends it (slot 0) to the path.
+    static Result<RoBlock> push_child(Transaction& t, Path& p, const RoBlock& node, uint32_t slot) {
+        BlockExpect ex;
+        ex.generation = node.ptr_generation(slot);
+        ex.first_key = node.key(slot);
+        ex.level = node.level() - 1;
+        BTK_ASSIGN(auto got, get_ro(t, node.blockptr(slot), ex));
+        PathStep st;
+        st.block = got.first;
+        if (got.second) {
+            st.tb = got.second.get();
+            p.keep.push_back(got.second);
+        }
+        RoBlock nb = ro_of(st);
+        if (nb.level() != uint8_t(ex.level))
+            return corruption("tree {}: block {} has level {}, expected {}", p.tree, node.blockptr(slot), nb.level(),
+                              ex.level);
+        if (nb.level() > 0 && nb.nritems() == 0) return corruption("tree {}: empty node {}", p.tree, node.blockptr(slot));
+        p.steps.push_back(st);
+        return nb;
     }
 
     // Moves a read-only path to the next leaf; false at the end of the tree.
@@ -103,26 +89,8 @@ public:
                 p.steps.resize(lvl + 1);
                 for (;;) {
                     RoBlock cur = ro_of(p.steps.back());
-                    const uint32_t s = p.steps.back().slot;
-                    BlockExpect ex;
-                    ex.generation = cur.ptr_generation(s);
-                    ex.first_key = cur.key(s);
-                    ex.level = cur.level() - 1;
-                    BTK_ASSIGN(auto got, get_ro(t, cur.blockptr(s), ex));
-                    PathStep st;
-                    st.block = got.first;
-                    if (got.second) {
-                        st.tb = got.second.get();
-                        p.keep.push_back(got.second);
-                    }
-                    RoBlock nb = ro_of(st);
-                    if (nb.level() != uint8_t(ex.level))
-                        return corruption("tree {}: block {} has level {}, expected {}", p.tree,
-                                          cur.blockptr(s), nb.level(), ex.level);
-                    st.slot = 0;
-                    p.steps.push_back(st);
+                    BTK_ASSIGN(RoBlock nb, push_child(t, p, cur, p.steps.back().slot));
                     if (nb.level() == 0) return true;
-                    if (nb.nritems() == 0) return corruption("tree {}: empty node {}", p.tree, cur.blockptr(s));
                 }
             }
         }
@@ -314,10 +282,39 @@ public:
     }
 };
 
+// Read-only descent through this transaction's copies and committed blocks.
+static Result<Path> ro_search(Transaction& t, uint64_t tree, const Key& key) {
+    Path p;
+    p.tree = tree;
+    BTK_ASSIGN(Transaction::TreeRoot * r, t.tree_root(tree));
+    BlockExpect ex;
+    ex.level = r->level;
+    BTK_ASSIGN(auto got, BtreeOps::get_ro(t, r->bytenr, ex));
+    PathStep st;
+    st.block = got.first;
+    if (got.second) {
+        st.tb = got.second.get();
+        p.keep.push_back(got.second);
+    }
+    RoBlock b = ro_of(st);
+    if (b.level() != r->level)
+        return corruption("tree {} root {}: level {} where {} was expected", tree, r->bytenr, b.level(), r->level);
+    p.steps.push_back(st);
+    for (uint32_t depth = 0; depth < MAX_LEVEL + 1; ++depth) {
+        if (b.level() == 0) {
+            p.steps.back().slot = b.lower_bound(key);
+            p.exact = p.steps.back().slot < b.nritems() && b.key(p.steps.back().slot) == key;
+            return p;
+        }
+        if (b.nritems() == 0) return corruption("tree {}: empty node", tree);
+        p.steps.back().slot = node_slot(b, key);
+        BTK_ASSIGN(b, BtreeOps::push_child(t, p, b, p.steps.back().slot));
+    }
+    return corruption("tree {} is deeper than {} levels", tree, MAX_LEVEL);
+}
+
 Result<Path> Transaction::search(uint64_t tree, const Key& key, int ins_len, bool cow) {
-    if (!cow) return ro_search(*this, tree, key, [this](uint64_t b, const BlockExpect& ex) {
-        return BtreeOps::get_ro(*this, b, ex);
-    });
+    if (!cow) return ro_search(*this, tree, key);
     if (done_) return make_error(Errc::invalid_argument, "transaction already finished");
     if (ins_len > 0 && uint32_t(ins_len) > format::leaf_data_size(ns_))
         return make_error(Errc::invalid_argument, "item of {} bytes does not fit in a {} byte leaf", ins_len, ns_);
@@ -470,23 +467,10 @@ Result<std::optional<Key>> Transaction::last_key_le(uint64_t tree, const Key& k)
             p.steps.resize(lvl + 1);
             for (;;) {
                 RoBlock cur = ro_of(p.steps.back());
-                const uint32_t cs = p.steps.back().slot;
-                BlockExpect ex;
-                ex.generation = cur.ptr_generation(cs);
-                ex.first_key = cur.key(cs);
-                ex.level = cur.level() - 1;
-                BTK_ASSIGN(auto got, BtreeOps::get_ro(*this, cur.blockptr(cs), ex));
-                PathStep st;
-                st.block = got.first;
-                if (got.second) {
-                    st.tb = got.second.get();
-                    p.keep.push_back(got.second);
-                }
-                RoBlock nb = ro_of(st);
+                BTK_ASSIGN(RoBlock nb, BtreeOps::push_child(*this, p, cur, p.steps.back().slot));
                 if (nb.nritems() == 0) return std::optional<Key>{};
-                st.slot = nb.nritems() - 1;
-                p.steps.push_back(st);
-                if (nb.level() == 0) return std::optional<Key>{nb.key(st.slot)};
+                p.steps.back().slot = nb.nritems() - 1;
+                if (nb.level() == 0) return std::optional<Key>{nb.key(p.steps.back().slot)};
             }
         }
     }
