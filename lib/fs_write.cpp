@@ -339,6 +339,12 @@ Result<InodeLoc> FsWriter::create(std::string_view path, uint32_t mode, uint64_t
         if ((mode & S_IFMT) == S_IFREG) ii.flags = ii.flags | INODE_NODATASUM;
     }
     if (pd.flags & INODE_COMPRESS) ii.flags = ii.flags | INODE_COMPRESS;
+    // A set-group-ID directory passes its group on, and the bit itself to
+    // new directories (as the kernel's inode_init_owner does).
+    if (pd.mode & S_ISGID) {
+        ii.gid = pd.gid;
+        if ((mode & S_IFMT) == S_IFDIR) ii.mode = ii.mode | S_ISGID;
+    }
     const InodeLoc loc{p.dir.tree, ino};
     BTK_TRY(t_.insert_item(loc.tree, Key{ino, INODE_ITEM_KEY, 0}, as_bytes(ii)));
     BTK_TRY(add_link(p.dir, p.name, loc, mode_to_ft(mode)));
@@ -501,8 +507,26 @@ Status FsWriter::fallocate(std::string_view path, uint64_t offset, uint64_t leng
                             if (fe) exts.push_back({it.key, fe->num_bytes, fe->disk_bytenr == 0});
                             return true;
                         }));
-    if (has_inline)
-        return fs_error(Errc::unsupported, path, "preallocating a file with inline data is not supported");
+    if (has_inline) {
+        // Inline data moves to a regular extent first (an inline extent must
+        // be the file's only extent).
+        const Key ik{loc.ino, EXTENT_DATA_KEY, 0};
+        BTK_ASSIGN(auto item, t_.lookup(loc.tree, ik));
+        if (!item || item->size() < FILE_EXTENT_INLINE_DATA_START) return corruption("inode {}: inline extent vanished", loc.ino);
+        const auto* fe = reinterpret_cast<const file_extent_item*>(item->data());
+        std::vector<uint8_t> data(fe->ram_bytes);
+        std::span<const uint8_t> payload(item->data() + FILE_EXTENT_INLINE_DATA_START,
+                                         item->size() - FILE_EXTENT_INLINE_DATA_START);
+        BTK_TRY(decompress(fe->compression, payload, data, t_.sectorsize()));
+        data.resize(std::min<uint64_t>(data.size(), ii.size));
+        ii.nbytes = ii.nbytes - std::min<uint64_t>(ii.nbytes, payload.size() == data.size() ? data.size() : fe->ram_bytes);
+        BTK_TRY(t_.delete_item(loc.tree, ik));
+        exts.clear();
+        if (!data.empty()) {
+            BTK_TRY(write_extents(loc, 0, data, ii, nullptr, true));
+            exts.push_back({Key{loc.ino, EXTENT_DATA_KEY, 0}, (data.size() + ss - 1) / ss * ss, false});
+        }
+    }
     // Hole items inside the range go (the parts outside it come back).
     for (const auto& x : exts) {
         if (!x.hole || x.key.offset + x.len <= s || x.key.offset >= e) continue;

@@ -111,6 +111,8 @@ class Model:
             dest = os.path.join(d, self.name())
             shutil.copyfile(src, self.hp(dest))
             st = os.stat(src)
+            # put copies owner, then mode (like cp -a)
+            os.chown(self.hp(dest), st.st_uid, st.st_gid)
             os.chmod(self.hp(dest), stat.S_IMODE(st.st_mode))
             self.emit("put", src, self.ip(dest))
         elif op == "put_over":
@@ -199,8 +201,6 @@ class Model:
         elif op == "fallocate" and files:
             p = self.r.choice(files)
             size = os.path.getsize(self.hp(p))
-            if 0 < size <= 2048:
-                return  # inline data: not preallocated
             off = self.r.choice([0, size, self.r.randint(0, size + 200000)])
             n = self.r.randint(1, 300000)
             fd = os.open(self.hp(p), os.O_WRONLY)
