@@ -179,9 +179,7 @@ void FsChecker::Impl::uuid_leaf(const TreeBlock& leaf) {
             u.uuid[8 + i] = uint8_t(k.offset >> (8 * i));
         }
         for (size_t p = 0; p + 8 <= d.size(); p += 8) {
-            uint64_t v = 0;
-            for (int i = 7; i >= 0; --i) v = (v << 8) | d[p + size_t(i)];
-            u.subvol = v;
+            u.subvol = load_le64(d.data() + p);
             uuids[k.type == UUID_KEY_SUBVOL ? 0 : 1].push_back(u);
         }
     }

@@ -86,17 +86,12 @@ bool parse_file_extent(uint64_t key_offset, std::span<const uint8_t> item, uint3
         problems.push_back(fmt::format("item size {} is too small", item.size()));
         return false;
     }
-    auto u64 = [&](size_t off) {
-        uint64_t v = 0;
-        for (int i = 7; i >= 0; --i) v = (v << 8) | item[off + size_t(i)];
-        return v;
-    };
+    auto u64 = [&](size_t off) { return load_le64(item.data() + off); };
     fe.ram_bytes = u64(offsetof(file_extent_item, ram_bytes));
     fe.compression = item[offsetof(file_extent_item, compression)];
     fe.type = item[offsetof(file_extent_item, type)];
     const uint8_t encryption = item[offsetof(file_extent_item, encryption)];
-    const uint16_t other = uint16_t(item[offsetof(file_extent_item, other_encoding)] |
-                                    (item[offsetof(file_extent_item, other_encoding) + 1] << 8));
+    const uint16_t other = load_le16(item.data() + offsetof(file_extent_item, other_encoding));
     if (fe.compression > COMPRESS_ZSTD) problems.push_back(fmt::format("unknown compression type {}", fe.compression));
     if (encryption != 0) problems.push_back(fmt::format("unknown encryption type {}", encryption));
     if (other != 0) problems.push_back(fmt::format("unknown other_encoding {}", other));
