@@ -126,13 +126,9 @@ void FsChecker::Impl::root_tree_leaf(const TreeBlock& leaf) {
                 std::memcpy(r.received, ri.received_uuid, 16);
             }
             auto bad = [&](std::string p) {
-                Finding f;
-                f.kind = K::root_item_invalid;
-                f.tree = ROOT_TREE_OBJECTID;
-                f.bytenr = leaf.bytenr();
-                f.key = k;
-                f.str("key", key_text(k)).str("problem", std::move(p));
-                report(std::move(f));
+                report(item_finding(K::root_item_invalid, ROOT_TREE_OBJECTID, leaf.bytenr(), k)
+                           .str("key", key_text(k))
+                           .str("problem", std::move(p)));
             };
             if (ri.generation > super_gen)
                 bad(fmt::format("generation {} is above the super generation {}", ri.generation.get(), super_gen));
@@ -144,17 +140,7 @@ void FsChecker::Impl::root_tree_leaf(const TreeBlock& leaf) {
         } else if (k.type == ROOT_REF_KEY || k.type == ROOT_BACKREF_KEY) {
             const auto* rr = view_at<root_ref>(d);
             if (!rr || d.size() - sizeof(root_ref) < rr->name_len) {
-                Finding f;
-                f.kind = K::item_invalid;
-                f.tree = ROOT_TREE_OBJECTID;
-                f.bytenr = leaf.bytenr();
-                f.key = k;
-                f.str("tree", tree_name_for_errors(ROOT_TREE_OBJECTID))
-                    .num("bytenr", leaf.bytenr())
-                    .num("slot", s)
-                    .str("key", key_text(k))
-                    .str("problem", "root ref overruns the item");
-                report(std::move(f));
+                report(item_invalid_finding(ROOT_TREE_OBJECTID, leaf, s, "root ref overruns the item"));
                 continue;
             }
             const bool back = k.type == ROOT_BACKREF_KEY;

@@ -43,13 +43,10 @@ void CsumCheck::csum_leaf(const TreeBlock& leaf) {
         const Key k = leaf.key(s);
         auto d = leaf.item_data(s);
         auto bad = [&](std::string p) {
-            Finding f;
-            f.kind = K::csum_item_invalid;
-            f.tree = CSUM_TREE_OBJECTID;
-            f.bytenr = leaf.bytenr();
-            f.key = k;
-            f.num("bytenr", leaf.bytenr()).str("key", key_text(k)).str("problem", std::move(p));
-            report_(std::move(f));
+            report_(item_finding(K::csum_item_invalid, CSUM_TREE_OBJECTID, leaf.bytenr(), k)
+                        .num("bytenr", leaf.bytenr())
+                        .str("key", key_text(k))
+                        .str("problem", std::move(p)));
         };
         if (k.objectid != EXTENT_CSUM_OBJECTID || k.type != EXTENT_CSUM_KEY) {
             bad("not a checksum item");

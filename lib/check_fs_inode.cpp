@@ -3,12 +3,12 @@
 #include "check_fs_internal.h"
 
 #include "csum.h"
+#include "file.h"
 #include "tree.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <sys/stat.h>
 
 namespace btk::fsck {
 
@@ -38,17 +38,7 @@ void FsTreeStream::add(Finding f, uint64_t excusable_ino, bool whole, uint64_t i
 }
 
 void FsTreeStream::item_invalid(const TreeBlock& leaf, uint32_t slot, std::string problem) {
-    Finding f;
-    f.kind = K::item_invalid;
-    f.tree = info_.root;
-    f.bytenr = leaf.bytenr();
-    f.key = leaf.key(slot);
-    f.str("tree", tree_name_for_errors(info_.root))
-        .num("bytenr", leaf.bytenr())
-        .num("slot", slot)
-        .str("key", key_text(leaf.key(slot)))
-        .str("problem", std::move(problem));
-    add(std::move(f));
+    add(item_invalid_finding(info_.root, leaf, slot, std::move(problem)));
 }
 
 void FsTreeStream::begin(const FsTreeInfo& info) {
@@ -159,7 +149,7 @@ void FsTreeStream::inode_item(const TreeBlock& leaf, uint32_t slot, const Key& k
     cur_.flags = ii->flags;
     if (cur_.ino == info_.root_dirid) root_dir_seen_ = true;
     auto bad = [&](std::string p) { add(mk(K::inode_invalid, cur_.ino).str("problem", std::move(p))); };
-    const uint8_t ft = mode_ftype(cur_.mode);
+    const uint8_t ft = mode_to_ft(cur_.mode);
     if (!ft) bad(fmt::format("invalid mode {:o}", uint32_t(cur_.mode)));
     if (cur_.flags & ~KNOWN_INODE_FLAGS)
         bad(fmt::format("flags {:#x} have unknown bits {:#x}", cur_.flags, cur_.flags & ~KNOWN_INODE_FLAGS));
@@ -179,7 +169,7 @@ void FsTreeStream::inode_refs(const TreeBlock& leaf, uint32_t slot, const Key& k
     const bool ok = ext ? parse_inode_extrefs(leaf.item_data(slot), refs)
                         : parse_inode_refs(leaf.item_data(slot), k.offset, refs);
     if (!ok) item_invalid(leaf, slot, fmt::format("{} entry overruns the item", ext ? "inode extref" : "inode ref"));
-    const uint8_t ft = cur_.has_item ? mode_ftype(cur_.mode) : 0;
+    const uint8_t ft = cur_.has_item ? mode_to_ft(cur_.mode) : 0;
     const char* what = ext ? "INODE_EXTREF" : "INODE_REF";
     for (const RefEntry& r : refs) {
         ++cur_.names;
@@ -237,7 +227,7 @@ void FsTreeStream::file_extent(const TreeBlock& leaf, uint32_t slot, const Key& 
     const bool usable = parse_file_extent(k.offset, leaf.item_data(slot), info_.sectorsize, fe, problems);
     for (auto& p : problems) add(mk(K::file_extent_invalid, cur_.ino).num("offset", k.offset).str("problem", p));
     if (!usable) return;
-    const uint8_t ft = cur_.has_item ? mode_ftype(cur_.mode) : 0;
+    const uint8_t ft = cur_.has_item ? mode_to_ft(cur_.mode) : 0;
     if (cur_.any_extent && k.offset < cur_.ext_end) {
         add(mk(K::file_extent_overlap, cur_.ino).num("offset", k.offset).num("prev_end", cur_.ext_end));
     } else if (!info_.no_holes && ft == FT_REG_FILE && k.offset > cur_.ext_end) {
@@ -290,7 +280,7 @@ void FsTreeStream::finish_inode() {
     }
     pair_dir_entries();
     if (!cur_.has_item) return;
-    const uint8_t ft = mode_ftype(cur_.mode);
+    const uint8_t ft = mode_to_ft(cur_.mode);
     if (cur_.nlink != cur_.names)
         add(mk(K::inode_nlink, ino).num("found", cur_.nlink).num("expected", cur_.names), ino, true);
     if (ft == FT_DIR && cur_.size != cur_.dir_bytes)

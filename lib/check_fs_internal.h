@@ -71,9 +71,14 @@ bool parse_file_extent(uint64_t key_offset, std::span<const uint8_t> item, uint3
 
 // --- inode items -----------------------------------------------------------
 
-// File type (FT_*) for a mode, 0 when the mode's type is invalid.
-uint8_t mode_ftype(uint32_t mode) noexcept;
 const char* ftype_name(uint8_t ft) noexcept;
+
+// --- findings ----------------------------------------------------------------
+
+// A finding about the item `key` in leaf `bytenr` of `tree`.
+Finding item_finding(FindingKind kind, uint64_t tree, uint64_t bytenr, const Key& key);
+// item_invalid for slot `slot` of `leaf`.
+Finding item_invalid_finding(uint64_t tree, const TreeBlock& leaf, uint32_t slot, std::string problem);
 
 // --- ranges ----------------------------------------------------------------
 

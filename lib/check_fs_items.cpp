@@ -6,8 +6,6 @@
 
 #include <fmt/format.h>
 
-#include <sys/stat.h>
-
 namespace btk::fsck {
 
 using namespace format;
@@ -157,17 +155,23 @@ bool parse_file_extent(uint64_t key_offset, std::span<const uint8_t> item, uint3
     return true;
 }
 
-uint8_t mode_ftype(uint32_t mode) noexcept {
-    switch (mode & S_IFMT) {
-        case S_IFREG: return FT_REG_FILE;
-        case S_IFDIR: return FT_DIR;
-        case S_IFCHR: return FT_CHRDEV;
-        case S_IFBLK: return FT_BLKDEV;
-        case S_IFIFO: return FT_FIFO;
-        case S_IFSOCK: return FT_SOCK;
-        case S_IFLNK: return FT_SYMLINK;
-        default: return 0;
-    }
+Finding item_finding(FindingKind kind, uint64_t tree, uint64_t bytenr, const Key& key) {
+    Finding f;
+    f.kind = kind;
+    f.tree = tree;
+    f.bytenr = bytenr;
+    f.key = key;
+    return f;
+}
+
+Finding item_invalid_finding(uint64_t tree, const TreeBlock& leaf, uint32_t slot, std::string problem) {
+    Finding f = item_finding(FindingKind::item_invalid, tree, leaf.bytenr(), leaf.key(slot));
+    f.str("tree", tree_name_for_errors(tree))
+        .num("bytenr", leaf.bytenr())
+        .num("slot", slot)
+        .str("key", key_text(leaf.key(slot)))
+        .str("problem", std::move(problem));
+    return f;
 }
 
 const char* ftype_name(uint8_t ft) noexcept {

@@ -9,6 +9,7 @@
 
 #include "check_fs_internal.h"
 #include "csum.h"
+#include "file.h"
 
 using namespace btk;
 using namespace btk::fsck;
@@ -149,7 +150,7 @@ TEST_CASE("check fs: dir entries and inode refs parse, overruns are caught") {
     auto two = dir_entry(257, FT_REG_FILE, "a");
     auto b = dir_entry(258, FT_DIR, "bb");
     append(two, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
-    std::vector<DirEntry> es;
+    std::vector<fsck::DirEntry> es;
     REQUIRE(parse_dir_entries(two, es));
     REQUIRE(es.size() == 2);
     CHECK(es[1].name == "bb");
@@ -230,9 +231,9 @@ TEST_CASE("check fs: file extent validation") {
     p.clear();
     CHECK_FALSE(parse_file_extent(0, std::vector<uint8_t>(10), 4096, fe, p));
     CHECK(p.size() == 1);
-    CHECK(mode_ftype(0100644) == FT_REG_FILE);
-    CHECK(mode_ftype(0120777) == FT_SYMLINK);
-    CHECK(mode_ftype(0170000) == 0);
+    CHECK(mode_to_ft(0100644) == FT_REG_FILE);
+    CHECK(mode_to_ft(0120777) == FT_SYMLINK);
+    CHECK(mode_to_ft(0170000) == 0);
 }
 
 TEST_CASE("check fs: range coverage") {
