@@ -401,6 +401,7 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
     if (!descend) return;
     if (b->is_leaf()) {
         if (ctx.handle_items) handle_leaf(ctx, *b);
+        if (ctx.handle_items && fsc_) fsc_->leaf(ctx.tree, b);
         return;
     }
     for (uint32_t i = 0; i < b->nritems(); ++i) {
@@ -415,7 +416,6 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
 
 void Checker::handle_leaf(const WalkCtx& ctx, const TreeBlock& leaf) {
     if (ctx.track && (is_fs_tree(ctx.tree) || ctx.tree == ROOT_TREE_OBJECTID)) file_extents(leaf);
-    if (fsc_) fsc_->leaf(ctx.tree, leaf);
     for (uint32_t s = 0; s < leaf.nritems(); ++s) {
         const Key k = leaf.key(s);
         switch (ctx.tree) {

@@ -8,8 +8,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <set>
+#include <thread>
 
 namespace btk {
 
@@ -69,6 +73,17 @@ bool loses_items(K k) {
 
 }  // namespace
 
+// Work for the subvolume tree thread, in walk order.
+struct StreamMsg {
+    enum Type { BEGIN, LEAF, SHARED, END } type;
+    FsTreeInfo info;  // BEGIN
+    BlockRef leaf;    // LEAF
+    uint64_t bytenr = 0, generation = 0;  // SHARED
+    int level = 0;
+    std::optional<Key> first_key;
+    bool complete = false;  // END
+};
+
 struct FsChecker::Impl {
     Impl(Filesystem& f, const FsCheckConfig& c, Report r)
         : fs(f),
@@ -76,6 +91,7 @@ struct FsChecker::Impl {
           report(std::move(r)),
           csum(&f, report, c.check_data_csum, c.data_threads),
           stream(&f, report, &csum, &subvol_links) {}
+    ~Impl() { stop_worker(); }
 
     Filesystem& fs;
     FsCheckConfig cfg;
@@ -89,6 +105,19 @@ struct FsChecker::Impl {
     std::vector<UuidRec> uuids[2];  // SUBVOL, RECEIVED_SUBVOL
     std::set<uint64_t> damaged, walked, checked;
     bool log_reported = false;
+    uint64_t stream_tree = 0;  // the subvolume tree being walked (main thread)
+
+    // The worker thread streaming subvolume trees.
+    std::thread worker;
+    std::mutex mu;
+    std::condition_variable cv_put, cv_get;
+    std::deque<StreamMsg> queue;
+    bool closing = false;
+    bool shared_failed = false;  // worker only
+
+    void put(StreamMsg m);
+    void work();
+    void stop_worker();
 
     const RootRec* root_rec(uint64_t id) const {
         for (const RootRec& r : roots)
@@ -190,7 +219,7 @@ BlockRef FsChecker::Impl::read_again(uint64_t bytenr, int level, uint64_t gen, c
 void FsChecker::Impl::walk_shared(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key) {
     const BlockRef blk = read_again(bytenr, level, gen, first_key);
     if (!blk) {
-        damaged.insert(stream.root());
+        shared_failed = true;
         return;
     }
     if (blk->is_leaf()) return stream.leaf(*blk);
@@ -330,6 +359,48 @@ void FsChecker::Impl::uuid_checks() {
     }
 }
 
+void FsChecker::Impl::put(StreamMsg m) {
+    std::unique_lock<std::mutex> l(mu);
+    if (!worker.joinable()) worker = std::thread([this] { work(); });
+    // A bounded queue: the walk waits rather than holding many leaves.
+    cv_put.wait(l, [&] { return queue.size() < 256; });
+    queue.push_back(std::move(m));
+    l.unlock();
+    cv_get.notify_one();
+}
+
+void FsChecker::Impl::work() {
+    for (;;) {
+        StreamMsg m;
+        {
+            std::unique_lock<std::mutex> l(mu);
+            cv_get.wait(l, [&] { return closing || !queue.empty(); });
+            if (queue.empty()) return;
+            m = std::move(queue.front());
+            queue.pop_front();
+        }
+        cv_put.notify_one();
+        switch (m.type) {
+            case StreamMsg::BEGIN:
+                shared_failed = false;
+                stream.begin(m.info);
+                break;
+            case StreamMsg::LEAF: stream.leaf(*m.leaf); break;
+            case StreamMsg::SHARED: walk_shared(m.bytenr, m.level, m.generation, m.first_key); break;
+            case StreamMsg::END: stream.end(m.complete && !shared_failed); break;
+        }
+    }
+}
+
+void FsChecker::Impl::stop_worker() {
+    {
+        std::lock_guard<std::mutex> l(mu);
+        closing = true;
+    }
+    cv_get.notify_all();
+    if (worker.joinable()) worker.join();
+}
+
 FsChecker::FsChecker(Filesystem& fs, const FsCheckConfig& cfg, Report report)
     : p_(std::make_unique<Impl>(fs, cfg, std::move(report))) {}
 
@@ -345,12 +416,13 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
         f.num("bytenr", root.bytenr);
         p_->report(std::move(f));
     }
-    if (!is_subvol_tree(tree) || p_->stream.active()) return;
+    if (!is_subvol_tree(tree) || p_->stream_tree) return;
     const RootRec* r = p_->root_rec(tree);
     // Deleted subvolumes (refs 0, maybe half dropped) are garbage waiting
     // for the cleaner: only their tree blocks are checked.
     if (!r || r->refs == 0 || r->dropping) return;
-    FsTreeInfo info;
+    StreamMsg m{StreamMsg::BEGIN, {}, nullptr, 0, 0, 0, std::nullopt, false};
+    FsTreeInfo& info = m.info;
     info.root = tree;
     info.ref = root;
     info.root_dirid = r->root_dirid;
@@ -359,31 +431,31 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
     info.no_holes = p_->fs.has_incompat(FEATURE_INCOMPAT_NO_HOLES);
     // The data relocation tree holds relocation's temporary copies.
     info.need_csums = tree != DATA_RELOC_TREE_OBJECTID;
-    p_->stream.begin(info);
+    p_->stream_tree = tree;
+    p_->put(std::move(m));
 }
 
 void FsChecker::end_tree(uint64_t tree) {
     p_->walked.insert(tree);
-    if (!p_->stream.active() || p_->stream.root() != tree) return;
-    const bool complete = !p_->damaged.count(tree);
-    p_->stream.end(complete);
-    if (complete) p_->checked.insert(tree);
+    if (p_->stream_tree != tree) return;
+    p_->stream_tree = 0;
+    p_->put({StreamMsg::END, {}, nullptr, 0, 0, 0, std::nullopt, !p_->damaged.count(tree)});
 }
 
-void FsChecker::leaf(uint64_t tree, const TreeBlock& leaf) {
+void FsChecker::leaf(uint64_t tree, const BlockRef& leaf) {
     switch (tree) {
-        case ROOT_TREE_OBJECTID: return p_->root_tree_leaf(leaf);
-        case EXTENT_TREE_OBJECTID: return p_->csum.extent_leaf(leaf);
-        case CSUM_TREE_OBJECTID: return p_->csum.csum_leaf(leaf);
-        case UUID_TREE_OBJECTID: return p_->uuid_leaf(leaf);
+        case ROOT_TREE_OBJECTID: return p_->root_tree_leaf(*leaf);
+        case EXTENT_TREE_OBJECTID: return p_->csum.extent_leaf(*leaf);
+        case CSUM_TREE_OBJECTID: return p_->csum.csum_leaf(*leaf);
+        case UUID_TREE_OBJECTID: return p_->uuid_leaf(*leaf);
         default:
-            if (p_->stream.active() && p_->stream.root() == tree) p_->stream.leaf(leaf);
+            if (p_->stream_tree == tree) p_->put({StreamMsg::LEAF, {}, leaf, 0, 0, 0, std::nullopt, false});
     }
 }
 
 void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,
                              const std::optional<Key>& first_key) {
-    if (p_->stream.active() && p_->stream.root() == tree) p_->walk_shared(bytenr, level, generation, first_key);
+    if (p_->stream_tree == tree) p_->put({StreamMsg::SHARED, {}, nullptr, bytenr, generation, level, first_key, false});
 }
 
 void FsChecker::block_problem(const Finding& f) {
@@ -391,6 +463,9 @@ void FsChecker::block_problem(const Finding& f) {
 }
 
 void FsChecker::finish() {
+    p_->stop_worker();
+    for (uint64_t t : p_->stream.complete_trees()) p_->checked.insert(t);
+    p_->stream.flush();
     p_->root_checks();
     p_->uuid_checks();
     const bool csum_ok = p_->walked.count(CSUM_TREE_OBJECTID) && !p_->damaged.count(CSUM_TREE_OBJECTID);

@@ -8,9 +8,10 @@
 // checks done in finish(). Blocks shared between snapshots are read again
 // through shared_block(): every subvolume is checked as a whole tree.
 //
-// Data checksum verification (--check-data-csum) runs on worker threads fed
-// from the csum tree items while the walk goes on; its findings are sorted
-// by address and reported by finish().
+// The subvolume trees' items are checked on a worker thread while the walk
+// goes on (it also reads the blocks snapshots share), and data checksum
+// verification (--check-data-csum) on more workers fed from the csum tree
+// items. Their findings are reported by finish(), in a fixed order.
 #pragma once
 
 #include "check_findings.h"
@@ -39,8 +40,9 @@ public:
     // Before and after tree `tree` (rooted at `root`) is walked.
     void begin_tree(uint64_t tree, const RootRef& root);
     void end_tree(uint64_t tree);
-    // A leaf of `tree`, in key order.
-    void leaf(uint64_t tree, const TreeBlock& leaf);
+    // A leaf of `tree`, in key order (subvolume trees' leaves are handed to
+    // a worker thread, hence the reference count).
+    void leaf(uint64_t tree, const BlockRef& leaf);
     // The walk of `tree` met a block it had already read for another tree.
     void shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,
                       const std::optional<Key>& first_key);

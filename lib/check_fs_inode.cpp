@@ -396,12 +396,12 @@ void FsTreeStream::pair_dir_entries() {
     }
 }
 
-std::string FsTreeStream::entry_name(uint64_t dir, uint64_t child, uint64_t fp, uint64_t index) {
+std::string FsTreeStream::entry_name(const RootRef& root, uint64_t dir, uint64_t child, uint64_t fp, uint64_t index) {
     if (!fs_) return "?";
     std::string found = "?";
     const Key lo = index == NO_INDEX ? Key{dir, DIR_ITEM_KEY, fp >> 32} : Key{dir, DIR_INDEX_KEY, index};
     std::vector<DirEntry> es;
-    (void)for_each_item(*fs_, info_.ref, lo, lo, [&](const Key&, std::span<const uint8_t> d) {
+    (void)for_each_item(*fs_, root, lo, lo, [&](const Key&, std::span<const uint8_t> d) {
         parse_dir_entries(d, es);
         for (const DirEntry& e : es)
             if (e.location.objectid == child && name_fp(e.name) == fp) found = name_text(e.name);
@@ -410,12 +410,12 @@ std::string FsTreeStream::entry_name(uint64_t dir, uint64_t child, uint64_t fp, 
     return found;
 }
 
-std::string FsTreeStream::ref_name(uint64_t child, uint64_t parent, uint64_t fp) {
+std::string FsTreeStream::ref_name(const RootRef& root, uint64_t child, uint64_t parent, uint64_t fp) {
     if (!fs_) return "?";
     std::string found = "?";
     std::vector<RefEntry> rs;
     auto scan = [&](const Key& lo, const Key& hi, bool ext) {
-        (void)for_each_item(*fs_, info_.ref, lo, hi, [&](const Key&, std::span<const uint8_t> d) {
+        (void)for_each_item(*fs_, root, lo, hi, [&](const Key&, std::span<const uint8_t> d) {
             ext ? parse_inode_extrefs(d, rs) : parse_inode_refs(d, parent, rs);
             for (const RefEntry& r : rs)
                 if (r.parent == parent && name_fp(r.name) == fp) found = name_text(r.name);
@@ -460,21 +460,33 @@ void FsTreeStream::end(bool complete) {
         for (uint64_t ino : unlinked_)
             if (!orphan(ino)) add(mk(K::inode_no_orphan, ino));
     }
+    std::vector<Pending> keep;
     for (Pending& p : pending_) {
         if (p.whole && !complete) continue;
         // An orphan inode is being deleted: its names, size and extents are
         // whatever the deletion left so far.
         if (orphan(p.ino) || orphan(p.ino2)) continue;
-        if (p.name.kind == 1) p.f.str("name", entry_name(p.name.a, p.name.child, p.name.fp, p.name.index));
-        if (p.name.kind == 2) p.f.str("name", ref_name(p.name.child, p.name.a, p.name.fp));
-        report_(std::move(p.f));
+        keep.push_back(std::move(p));
     }
+    if (!keep.empty()) done_.emplace_back(info_.ref, std::move(keep));
+    if (complete) complete_trees_.push_back(info_.root);
     pending_.clear();
     pending_.shrink_to_fit();
     heap_.clear();
     heap_.shrink_to_fit();
     late_entries_ = {};
     early_refs_ = {};
+}
+
+void FsTreeStream::flush() {
+    for (auto& [root, list] : done_) {
+        for (Pending& p : list) {
+            if (p.name.kind == 1) p.f.str("name", entry_name(root, p.name.a, p.name.child, p.name.fp, p.name.index));
+            if (p.name.kind == 2) p.f.str("name", ref_name(root, p.name.child, p.name.a, p.name.fp));
+            report_(std::move(p.f));
+        }
+    }
+    done_.clear();
 }
 
 }  // namespace btk::fsck

@@ -127,8 +127,13 @@ public:
     // `complete`: every leaf of the tree was streamed. When not, checks that
     // need the whole tree are skipped.
     void end(bool complete);
+    // Reports the findings of every tree ended so far, names looked up in
+    // their trees (not on the worker thread: it uses the block cache).
+    void flush();
     bool active() const noexcept { return active_; }
     uint64_t root() const noexcept { return info_.root; }
+    // Trees whose every leaf was streamed.
+    const std::vector<uint64_t>& complete_trees() const noexcept { return complete_trees_; }
 
 private:
     // A DIR_ITEM or DIR_INDEX entry of the directory being read.
@@ -167,8 +172,8 @@ private:
     void add_entry_link(const Link& l);
     void match_heap(uint64_t upto);
     void match_group(const Link* e, size_t ne, const Link* r, size_t nr);
-    std::string entry_name(uint64_t dir, uint64_t child, uint64_t fp, uint64_t index);
-    std::string ref_name(uint64_t child, uint64_t parent, uint64_t fp);
+    std::string entry_name(const RootRef& root, uint64_t dir, uint64_t child, uint64_t fp, uint64_t index);
+    std::string ref_name(const RootRef& root, uint64_t child, uint64_t parent, uint64_t fp);
     Finding mk(FindingKind k, uint64_t ino = 0) const;
     void add(Finding f, uint64_t excusable_ino = 0, bool whole = false, uint64_t ino2 = 0, NameOf name = {});
     void item_invalid(const TreeBlock& leaf, uint32_t slot, std::string problem);
@@ -205,6 +210,8 @@ private:
     std::vector<uint64_t> orphans_;
     std::vector<uint64_t> unlinked_;  // nlink 0
     std::vector<Pending> pending_;
+    std::vector<std::pair<RootRef, std::vector<Pending>>> done_;
+    std::vector<uint64_t> complete_trees_;
     std::vector<DirEntry> scratch_entries_;
     std::vector<RefEntry> scratch_refs_;
 };

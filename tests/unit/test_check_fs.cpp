@@ -123,6 +123,7 @@ std::vector<std::string> run_stream(const std::vector<Item>& items, bool no_hole
     s.begin(info);
     s.leaf(*make_leaf(items));
     s.end(true);
+    s.flush();
     return ids;
 }
 
