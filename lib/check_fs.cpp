@@ -211,6 +211,11 @@ BlockRef FsChecker::Impl::read_again(uint64_t bytenr, int level, uint64_t gen, c
         if (!fs.verify_block(blk->raw(), bytenr).empty() || blk->level() != level ||
             (gen && blk->generation() != gen) || (first_key && blk->nritems() && blk->key(0) != *first_key))
             continue;
+        // Keys in order, or a node repeating a pointer could make the walk
+        // read a subtree again and again.
+        bool ordered = true;
+        for (uint32_t i = 1; i < blk->nritems() && ordered; ++i) ordered = blk->key(i - 1) < blk->key(i);
+        if (!ordered) continue;
         return blk;
     }
     return nullptr;
