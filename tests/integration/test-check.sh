@@ -119,6 +119,9 @@ if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.btrfs 
             continue
         fi
         expect_clean "check clean kernel $1 ($2 devices)" "$w"/d*.img
+        # Every data block against its checksum (RAID5/6: rebuilt from parity
+        # only on a mismatch).
+        expect_clean "check clean kernel $1 --check-data-csum" --check-data-csum "$w"/d*.img
         if [ "$1" = raid1 ]; then
             # Degraded: the missing device is an error, nothing else is.
             run_check "$w/d1.img"
@@ -126,6 +129,13 @@ if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.btrfs 
                 ok "check kernel raid1 degraded: only dev_missing"
             else
                 bad "check kernel raid1 degraded (exit $rc)" "$T/out"
+            fi
+            # Data on the missing device is read from the other copy.
+            run_check --check-data-csum "$w/d1.img"
+            if [ $rc -eq 1 ] && [ "$(grep -c '^ERROR\|^WARNING: data' "$T/out")" = 1 ] && grep -q '^verified [1-9]' "$T/out"; then
+                ok "check kernel raid1 degraded --check-data-csum: only dev_missing"
+            else
+                bad "check kernel raid1 degraded --check-data-csum (exit $rc)" "$T/out"
             fi
         fi
         rm -rf "$w"
