@@ -8,10 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <mutex>
 #include <set>
 #include <thread>
 
@@ -107,12 +104,10 @@ struct FsChecker::Impl {
     bool log_reported = false;
     uint64_t stream_tree = 0;  // the subvolume tree being walked (main thread)
 
-    // The worker thread streaming subvolume trees.
+    // The worker thread streaming subvolume trees; the bounded queue makes
+    // the walk wait rather than hold many leaves.
     std::thread worker;
-    std::mutex mu;
-    std::condition_variable cv_put, cv_get;
-    std::deque<StreamMsg> queue;
-    bool closing = false;
+    WorkQueue<StreamMsg> queue{256};
     bool shared_failed = false;  // worker only
 
     void put(StreamMsg m);
@@ -365,26 +360,13 @@ void FsChecker::Impl::uuid_checks() {
 }
 
 void FsChecker::Impl::put(StreamMsg m) {
-    std::unique_lock<std::mutex> l(mu);
     if (!worker.joinable()) worker = std::thread([this] { work(); });
-    // A bounded queue: the walk waits rather than holding many leaves.
-    cv_put.wait(l, [&] { return queue.size() < 256; });
-    queue.push_back(std::move(m));
-    l.unlock();
-    cv_get.notify_one();
+    queue.put(std::move(m));
 }
 
 void FsChecker::Impl::work() {
-    for (;;) {
-        StreamMsg m;
-        {
-            std::unique_lock<std::mutex> l(mu);
-            cv_get.wait(l, [&] { return closing || !queue.empty(); });
-            if (queue.empty()) return;
-            m = std::move(queue.front());
-            queue.pop_front();
-        }
-        cv_put.notify_one();
+    while (auto msg = queue.get()) {
+        StreamMsg& m = *msg;
         switch (m.type) {
             case StreamMsg::BEGIN:
                 shared_failed = false;
@@ -398,11 +380,7 @@ void FsChecker::Impl::work() {
 }
 
 void FsChecker::Impl::stop_worker() {
-    {
-        std::lock_guard<std::mutex> l(mu);
-        closing = true;
-    }
-    cv_get.notify_all();
+    queue.close();
     if (worker.joinable()) worker.join();
 }
 

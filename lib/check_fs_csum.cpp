@@ -28,14 +28,12 @@ CsumCheck::CsumCheck(Filesystem* fs, Report report, bool verify_data, unsigned t
     }
 }
 
-CsumCheck::~CsumCheck() {
-    {
-        std::lock_guard<std::mutex> l(mu_);
-        closing_ = true;
-    }
-    cv_work_.notify_all();
-    cv_space_.notify_all();
+CsumCheck::~CsumCheck() { stop_workers(); }
+
+void CsumCheck::stop_workers() {
+    if (queue_) queue_->close();
     for (auto& t : threads_) t.join();
+    threads_.clear();
 }
 
 void CsumCheck::csum_leaf(const TreeBlock& leaf) {
@@ -109,30 +107,18 @@ void CsumCheck::compact_needs() {
 }
 
 void CsumCheck::submit(Job job) {
-    std::unique_lock<std::mutex> l(mu_);
-    if (threads_.empty())
+    if (!queue_) {
+        queue_ = std::make_unique<WorkQueue<Job>>(2 * nthreads_ + 2);
         for (unsigned i = 0; i < nthreads_; ++i) threads_.emplace_back([this] { worker(); });
-    cv_space_.wait(l, [&] { return closing_ || queue_.size() < 2 * nthreads_ + 2; });
-    if (closing_) return;
-    queue_.push_back(std::move(job));
-    l.unlock();
-    cv_work_.notify_one();
+    }
+    queue_->put(std::move(job));
 }
 
 void CsumCheck::worker() {
     std::vector<Bad> local;
-    for (;;) {
-        Job job;
-        {
-            std::unique_lock<std::mutex> l(mu_);
-            cv_work_.wait(l, [&] { return closing_ || !queue_.empty(); });
-            if (queue_.empty()) break;
-            job = std::move(queue_.front());
-            queue_.pop_front();
-        }
-        cv_space_.notify_one();
+    while (auto job = queue_->get()) {
         local.clear();
-        verify(job, local);
+        verify(*job, local);
         if (!local.empty()) {
             std::lock_guard<std::mutex> l(mu_);
             bad_.insert(bad_.end(), local.begin(), local.end());
@@ -213,14 +199,7 @@ void CsumCheck::verify(const Job& job, std::vector<Bad>& out) {
 }
 
 void CsumCheck::finish(bool csum_complete, bool extent_complete) {
-    {
-        std::lock_guard<std::mutex> l(mu_);
-        closing_ = true;
-    }
-    cv_work_.notify_all();
-    cv_space_.notify_all();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
+    stop_workers();
 
     if (csum_complete && extent_complete) {
         // Checksums outside every data extent.

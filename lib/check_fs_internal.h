@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -25,6 +26,51 @@ namespace btk::fsck {
 using Report = std::function<void(Finding)>;
 
 std::string key_text(const Key& k);
+
+// --- threads ---------------------------------------------------------------
+
+// A bounded queue between one producer and worker threads: put() waits while
+// it is full, get() waits for an item and returns nothing once the queue is
+// closed and empty.
+template <typename T>
+class WorkQueue {
+public:
+    explicit WorkQueue(size_t capacity) : cap_(capacity) {}
+    void put(T v) {
+        std::unique_lock<std::mutex> l(mu_);
+        space_.wait(l, [&] { return closed_ || q_.size() < cap_; });
+        if (closed_) return;
+        q_.push_back(std::move(v));
+        l.unlock();
+        work_.notify_one();
+    }
+    std::optional<T> get() {
+        std::unique_lock<std::mutex> l(mu_);
+        work_.wait(l, [&] { return closed_ || !q_.empty(); });
+        if (q_.empty()) return std::nullopt;
+        T v = std::move(q_.front());
+        q_.pop_front();
+        l.unlock();
+        space_.notify_one();
+        return v;
+    }
+    // Workers finish what is queued, then get() returns nothing.
+    void close() {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            closed_ = true;
+        }
+        work_.notify_all();
+        space_.notify_all();
+    }
+
+private:
+    size_t cap_;
+    std::mutex mu_;
+    std::condition_variable work_, space_;
+    std::deque<T> q_;
+    bool closed_ = false;
+};
 
 // --- names -----------------------------------------------------------------
 
@@ -248,6 +294,7 @@ private:
     void compact_needs();
     void submit(Job job);
     void worker();
+    void stop_workers();
     void verify(const Job& job, std::vector<Bad>& out);
 
     Filesystem* fs_;
@@ -263,10 +310,8 @@ private:
     bool verify_ = false;
     unsigned nthreads_ = 0;
     std::vector<std::thread> threads_;
-    std::mutex mu_;
-    std::condition_variable cv_work_, cv_space_;
-    std::deque<Job> queue_;
-    bool closing_ = false;
+    std::unique_ptr<WorkQueue<Job>> queue_;
+    std::mutex mu_;  // guards bad_
     std::vector<Bad> bad_;
     std::atomic<uint64_t> verified_{0};
 };
