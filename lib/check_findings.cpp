@@ -154,7 +154,7 @@ const std::vector<FindingDef> kTable = {
     {K::inode_missing, "inode_missing", E, "root {root} inode {ino}: {items} items but no inode item"},
     {K::root_dir_missing, "root_dir_missing", E, "root {root}: root directory {ino} has no inode item"},
     {K::inode_invalid, "inode_invalid", E, "root {root} inode {ino}: {problem}"},
-    {K::inode_nlink, "inode_nlink", E, "root {root} inode {ino}: nlink {found}, but it has {expected} names"},
+    {K::inode_nlink, "inode_nlink", E, "root {root} inode {ino}: nlink {found}, but inode refs name it {expected} times"},
     {K::inode_nbytes, "inode_nbytes", E, "root {root} inode {ino}: nbytes {found}, its file extents hold {expected}"},
     {K::inode_no_orphan, "inode_no_orphan", E, "root {root} inode {ino}: nlink is 0 but there is no orphan item for it"},
     {K::dir_isize, "dir_isize", E, "root {root} dir {ino}: size {found}, its entries' names add up to {expected}"},
