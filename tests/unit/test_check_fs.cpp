@@ -298,3 +298,35 @@ TEST_CASE("check fs: the item stream of a subvolume tree") {
     t.push_back({{FREE_INO_OBJECTID, INODE_ITEM_KEY, 0}, inode(0100600, 1, 0)});
     CHECK(run_stream(t) == std::vector<std::string>{"inode_cache_item"});
 }
+
+TEST_CASE("check fs: links from a directory to an older inode are matched at the end of the tree") {
+    // / (256) holds dir "d" (300), which holds "a" (257): the child's inode
+    // ref streams before its directory's entries.
+    std::vector<Item> t = {
+        {{256, INODE_ITEM_KEY, 0}, inode(040755, 1, 2)},
+        {{256, INODE_REF_KEY, 256}, ref(0, "..")},
+        {{256, DIR_ITEM_KEY, name_hash("d")}, dir_entry(300, FT_DIR, "d")},
+        {{256, DIR_INDEX_KEY, 2}, dir_entry(300, FT_DIR, "d")},
+        {{257, INODE_ITEM_KEY, 0}, inode(0100644, 1, 0)},
+        {{257, INODE_REF_KEY, 300}, ref(5, "a")},
+        {{300, INODE_ITEM_KEY, 0}, inode(040755, 1, 2)},
+        {{300, INODE_REF_KEY, 256}, ref(2, "d")},
+        {{300, DIR_ITEM_KEY, name_hash("a")}, dir_entry(257, FT_REG_FILE, "a")},
+        {{300, DIR_INDEX_KEY, 5}, dir_entry(257, FT_REG_FILE, "a")},
+    };
+    CHECK(run_stream(t).empty());
+    auto u = t;
+    u.erase(u.begin() + 5);  // 257's inode ref
+    auto ids = run_stream(u);
+    CHECK(has(ids, "inode_ref_missing"));
+    CHECK(has(ids, "inode_nlink"));
+    u = t;
+    u[5].data = ref(6, "a");  // the ref names another index
+    CHECK(run_stream(u) == std::vector<std::string>{"dir_entry_mismatch"});
+    u = t;
+    u.erase(u.begin() + 8, u.begin() + 10);  // both entries of "a"
+    u[6].data = inode(040755, 1, 0);
+    ids = run_stream(u);
+    CHECK(has(ids, "dir_item_missing"));
+    CHECK(has(ids, "dir_index_missing"));
+}
