@@ -104,10 +104,12 @@ struct FsChecker::Impl {
     bool log_reported = false;
     uint64_t stream_tree = 0;  // the subvolume tree being walked (main thread)
 
-    // The worker thread streaming subvolume trees; the bounded queue makes
-    // the walk wait rather than hold many leaves.
+    // The worker thread streaming subvolume trees. Messages go in batches
+    // (fewer wake-ups); the bounded queue makes the walk wait rather than
+    // hold many leaves.
     std::thread worker;
-    WorkQueue<StreamMsg> queue{256};
+    WorkQueue<std::vector<StreamMsg>> queue{8};
+    std::vector<StreamMsg> batch;
     bool shared_failed = false;  // worker only
 
     void put(StreamMsg m);
@@ -361,25 +363,33 @@ void FsChecker::Impl::uuid_checks() {
 
 void FsChecker::Impl::put(StreamMsg m) {
     if (!worker.joinable()) worker = std::thread([this] { work(); });
-    queue.put(std::move(m));
+    const bool end = m.type == StreamMsg::END;
+    batch.push_back(std::move(m));
+    if (end || batch.size() >= 64) {
+        queue.put(std::move(batch));
+        batch = {};
+    }
 }
 
 void FsChecker::Impl::work() {
-    while (auto msg = queue.get()) {
-        StreamMsg& m = *msg;
-        switch (m.type) {
-            case StreamMsg::BEGIN:
-                shared_failed = false;
-                stream.begin(m.info);
-                break;
-            case StreamMsg::LEAF: stream.leaf(*m.leaf); break;
-            case StreamMsg::SHARED: walk_shared(m.bytenr, m.level, m.generation, m.first_key); break;
-            case StreamMsg::END: stream.end(m.complete && !shared_failed); break;
+    while (auto msgs = queue.get()) {
+        for (StreamMsg& m : *msgs) {
+            switch (m.type) {
+                case StreamMsg::BEGIN:
+                    shared_failed = false;
+                    stream.begin(m.info);
+                    break;
+                case StreamMsg::LEAF: stream.leaf(*m.leaf); break;
+                case StreamMsg::SHARED: walk_shared(m.bytenr, m.level, m.generation, m.first_key); break;
+                case StreamMsg::END: stream.end(m.complete && !shared_failed); break;
+            }
+            m.leaf.reset();  // free the block now, not with the batch
         }
     }
 }
 
 void FsChecker::Impl::stop_worker() {
+    // Every tree's messages end with END, which sends its batch.
     queue.close();
     if (worker.joinable()) worker.join();
 }
