@@ -424,6 +424,8 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
     info.no_holes = p_->fs.has_incompat(FEATURE_INCOMPAT_NO_HOLES);
     // The data relocation tree holds relocation's temporary copies.
     info.need_csums = tree != DATA_RELOC_TREE_OBJECTID;
+    // Trees after the csum tree check their extents' checksums as they go.
+    info.csums_ready = p_->walked.count(CSUM_TREE_OBJECTID) && !p_->damaged.count(CSUM_TREE_OBJECTID);
     p_->stream_tree = tree;
     p_->put(std::move(m));
 }
@@ -439,7 +441,11 @@ void FsChecker::leaf(uint64_t tree, const BlockRef& leaf) {
     switch (tree) {
         case ROOT_TREE_OBJECTID: return p_->root_tree_leaf(*leaf);
         case EXTENT_TREE_OBJECTID: return p_->csum.extent_leaf(*leaf);
-        case CSUM_TREE_OBJECTID: return p_->csum.csum_leaf(*leaf);
+        case CSUM_TREE_OBJECTID:
+            // Once read, the coverage is used by the subvolume tree thread:
+            // a second csum tree root (damage) must not change it.
+            if (!p_->walked.count(CSUM_TREE_OBJECTID)) p_->csum.csum_leaf(*leaf);
+            return;
         case UUID_TREE_OBJECTID: return p_->uuid_leaf(*leaf);
         default:
             if (p_->stream_tree == tree) p_->put({StreamMsg::LEAF, {}, leaf, 0, 0, 0, std::nullopt, false});

@@ -89,8 +89,30 @@ void CsumCheck::extent_leaf(const TreeBlock& leaf) {
     }
 }
 
-void CsumCheck::need(uint64_t start, uint64_t len, uint64_t root, uint64_t ino, uint64_t file_offset) {
+namespace {
+Finding csum_missing_finding(uint64_t start, uint64_t len, uint64_t root, uint64_t ino, uint64_t offset,
+                             uint64_t got) {
+    Finding f;
+    f.kind = K::csum_missing;
+    f.tree = root;
+    f.bytenr = start;
+    f.num("root", root)
+        .num("ino", ino)
+        .num("offset", offset)
+        .num("start", start)
+        .num("end", start + len)
+        .num("missing", len - got);
+    return f;
+}
+}  // namespace
+
+void CsumCheck::need(uint64_t start, uint64_t len, uint64_t root, uint64_t ino, uint64_t file_offset, bool ready) {
     if (len == 0 || start > ~0ULL - len) return;
+    if (ready) {
+        const uint64_t got = covered_bytes(cover_, start, start + len);
+        if (got != len) missing_.push_back(csum_missing_finding(start, len, root, ino, file_offset, got));
+        return;
+    }
     needs_.push_back({start, len, root, ino, file_offset});
     // Snapshots repeat the same extents: fold duplicates now and then.
     if (needs_.size() >= std::max<size_t>(1 << 18, 2 * needs_compacted_)) compact_needs();
@@ -231,23 +253,13 @@ void CsumCheck::finish(bool csum_complete, bool extent_complete) {
     }
     if (csum_complete) {
         compact_needs();
-        size_t hint = 0;
         for (const Need& n : needs_) {
-            const uint64_t got = covered_bytes(cover_, n.start, n.start + n.len, hint);
-            if (got == n.len) continue;
-            Finding f;
-            f.kind = K::csum_missing;
-            f.tree = n.root;
-            f.bytenr = n.start;
-            f.num("root", n.root)
-                .num("ino", n.ino)
-                .num("offset", n.offset)
-                .num("start", n.start)
-                .num("end", n.start + n.len)
-                .num("missing", n.len - got);
-            report_(std::move(f));
+            const uint64_t got = covered_bytes(cover_, n.start, n.start + n.len);
+            if (got != n.len) report_(csum_missing_finding(n.start, n.len, n.root, n.ino, n.offset, got));
         }
     }
+    for (Finding& f : missing_) report_(std::move(f));
+    missing_.clear();
     needs_.clear();
     needs_.shrink_to_fit();
 

@@ -243,9 +243,9 @@ void FsTreeStream::file_extent(const TreeBlock& leaf, uint32_t slot, const Key& 
     // Compressed extents always carry checksums, whatever the inode says.
     if (fe.type == FILE_EXTENT_REG && info_.need_csums && (!nodatasum || fe.compression != COMPRESS_NONE) && csums_) {
         if (fe.compression != COMPRESS_NONE)
-            csums_->need(fe.disk_bytenr, fe.disk_num_bytes, info_.root, cur_.ino, k.offset);
+            csums_->need(fe.disk_bytenr, fe.disk_num_bytes, info_.root, cur_.ino, k.offset, info_.csums_ready);
         else
-            csums_->need(fe.disk_bytenr + fe.offset, fe.num_bytes, info_.root, cur_.ino, k.offset);
+            csums_->need(fe.disk_bytenr + fe.offset, fe.num_bytes, info_.root, cur_.ino, k.offset, info_.csums_ready);
     }
 }
 

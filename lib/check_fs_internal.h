@@ -134,9 +134,8 @@ struct Range {
 // Appends [start, end) to sorted, disjoint `v`, merging with the last range
 // when they touch (callers add in address order).
 void add_range(std::vector<Range>& v, uint64_t start, uint64_t end);
-// Bytes of [start, end) covered by sorted, disjoint `cover`; `hint` is a
-// cursor into `cover` for callers that query in address order.
-uint64_t covered_bytes(const std::vector<Range>& cover, uint64_t start, uint64_t end, size_t& hint);
+// Bytes of [start, end) covered by sorted, disjoint `cover`.
+uint64_t covered_bytes(const std::vector<Range>& cover, uint64_t start, uint64_t end);
 
 // --- per-tree state shared with the cross-tree checks -----------------------
 
@@ -156,6 +155,7 @@ struct FsTreeInfo {
     uint32_t sectorsize = 4096;
     bool no_holes = false;
     bool need_csums = true;  // datasum extents must have checksums
+    bool csums_ready = false;  // the csum tree was read whole before this tree
 };
 
 // Streams the items of one subvolume tree in key order. Items of one inode
@@ -270,8 +270,10 @@ public:
     ~CsumCheck();
     void csum_leaf(const TreeBlock& leaf);
     void extent_leaf(const TreeBlock& leaf);
-    // A file extent whose data must have checksums.
-    void need(uint64_t start, uint64_t len, uint64_t root, uint64_t ino, uint64_t file_offset);
+    // A file extent whose data must have checksums: checked at once when
+    // the csum tree has been read (`ready`; from the subvolume tree thread
+    // only), else kept for finish().
+    void need(uint64_t start, uint64_t len, uint64_t root, uint64_t ino, uint64_t file_offset, bool ready);
     // `csum_complete`/`extent_complete`: those trees were read whole.
     void finish(bool csum_complete, bool extent_complete);
     uint64_t verified_bytes() const noexcept { return verified_.load(); }
@@ -306,6 +308,7 @@ private:
     std::vector<Range> extents_;
     std::vector<Need> needs_;
     size_t needs_compacted_ = 0;
+    std::vector<Finding> missing_;  // found by need() at once
 
     bool verify_ = false;
     unsigned nthreads_ = 0;

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace btk::fsck {
 
 using namespace format;
@@ -197,13 +199,11 @@ void add_range(std::vector<Range>& v, uint64_t start, uint64_t end) {
     v.push_back({start, end});
 }
 
-uint64_t covered_bytes(const std::vector<Range>& cover, uint64_t start, uint64_t end, size_t& hint) {
-    if (hint > cover.size()) hint = cover.size();
-    // Move the cursor back or forward to the first range ending after start.
-    while (hint > 0 && cover[hint - 1].end > start) --hint;
-    while (hint < cover.size() && cover[hint].end <= start) ++hint;
+uint64_t covered_bytes(const std::vector<Range>& cover, uint64_t start, uint64_t end) {
+    // The first range ending after start.
+    auto it = std::partition_point(cover.begin(), cover.end(), [&](const Range& r) { return r.end <= start; });
     uint64_t got = 0;
-    for (size_t i = hint; i < cover.size() && cover[i].start < end; ++i) {
+    for (size_t i = size_t(it - cover.begin()); i < cover.size() && cover[i].start < end; ++i) {
         const uint64_t s = std::max(start, cover[i].start), e = std::min(end, cover[i].end);
         if (e > s) got += e - s;
     }

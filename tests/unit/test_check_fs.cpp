@@ -244,12 +244,11 @@ TEST_CASE("check fs: range coverage") {
     add_range(v, 16384, 20480);
     REQUIRE(v.size() == 2);
     CHECK(v[0].end == 8192);
-    size_t hint = 0;
-    CHECK(covered_bytes(v, 0, 8192, hint) == 8192);
-    CHECK(covered_bytes(v, 4096, 20480, hint) == 8192);
-    CHECK(covered_bytes(v, 8192, 16384, hint) == 0);
-    hint = 5;
-    CHECK(covered_bytes(v, 0, 4096, hint) == 4096);
+    CHECK(covered_bytes(v, 0, 8192) == 8192);
+    CHECK(covered_bytes(v, 4096, 20480) == 8192);
+    CHECK(covered_bytes(v, 8192, 16384) == 0);
+    CHECK(covered_bytes(v, 0, 4096) == 4096);
+    CHECK(covered_bytes(v, 18000, 30000) == 20480 - 18000);
 }
 
 TEST_CASE("check fs: the item stream of a subvolume tree") {
