@@ -1,5 +1,6 @@
 #include "check.h"
 
+#include "check_fs.h"
 #include "chunk.h"
 #include "csum.h"
 #include "device.h"
@@ -129,6 +130,7 @@ private:
             ++sum_.errors;
         else
             ++sum_.warnings;
+        if (fsc_) fsc_->block_problem(f);
         if (sink_) sink_(f);
     }
     static Finding mk(K k, uint64_t tree = 0, uint64_t bytenr = 0) {
@@ -175,6 +177,7 @@ private:
     StageSink stage_;
     CheckSummary sum_;
     std::unique_ptr<Filesystem> fs_;
+    std::unique_ptr<FsChecker> fsc_;  // subvolume trees, csums, data (check_fs.cpp)
     std::map<uint64_t, super_block> dev_supers_;  // devid -> the superblock copy in use
     uint64_t super_gen_ = 0;
     uint32_t ns_ = 0, ss_ = 0;
@@ -282,7 +285,9 @@ const Chunk* Checker::chunk_at(uint64_t logical) const {
 void Checker::walk_tree(const WalkCtx& ctx, const RootRef& root) {
     const uint64_t before = sum_.tree_blocks;
     const bool seen = visited_.count(root.bytenr);
+    if (fsc_) fsc_->begin_tree(ctx.tree, root);
     visit(ctx, root.bytenr, 0, ctx.tree, root.level, root.generation, std::nullopt);
+    if (fsc_) fsc_->end_tree(ctx.tree);
     if (seen || sum_.tree_blocks > before) roots_read_.insert(ctx.tree);
 }
 
@@ -335,7 +340,10 @@ BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr) {
 void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64_t ref_root, int level,
                     uint64_t gen, const std::optional<Key>& first_key) {
     if (ctx.track) edges_.push_back({bytenr, parent, ref_root});
-    if (!visited_.insert(bytenr).second) return;
+    if (!visited_.insert(bytenr).second) {
+        if (fsc_ && ctx.handle_items) fsc_->shared_block(ctx.tree, bytenr, level, gen, first_key);
+        return;
+    }
     BlockRec rec{bytenr, ctx.tree, uint8_t(level), false, ctx.track};
     if (bytenr == 0 || bytenr % ss_ != 0) {
         report(mk(K::block_unaligned, ctx.tree, bytenr).num("sectorsize", ss_));
@@ -393,6 +401,7 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
     if (!descend) return;
     if (b->is_leaf()) {
         if (ctx.handle_items) handle_leaf(ctx, *b);
+        if (ctx.handle_items && fsc_) fsc_->leaf(ctx.tree, b);
         return;
     }
     for (uint32_t i = 0; i < b->nritems(); ++i) {
@@ -1025,6 +1034,9 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     ns_ = fs_->nodesize();
     ss_ = fs_->sectorsize();
     sum_.fsid = uuid_str(sb.fsid);
+    FsCheckConfig fcfg;
+    fcfg.check_data_csum = opts_.check_data_csum;
+    fsc_ = std::make_unique<FsChecker>(*fs_, fcfg, [this](Finding f) { report(std::move(f)); });
 
     stage(2, "checking tree blocks");
     const bool overridden = opts_.tree_root.has_value() || oo.tree_root.has_value();
@@ -1055,6 +1067,8 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
         check_extent_refs();
         check_data_refs();
     }
+    fsc_->finish();
+    sum_.data_bytes_verified = fsc_->data_bytes_verified();
     return sum_;
 }
 

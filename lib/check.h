@@ -30,6 +30,7 @@ struct CheckOptions {
     bool backup_root = false;            // use the newest usable backup root
     std::optional<uint64_t> tree_root;   // use this root tree block
     size_t cache_bytes = 64ull << 20;
+    bool check_data_csum = false;        // read and verify every checksummed data block
 };
 
 struct CheckSummary {
@@ -38,6 +39,7 @@ struct CheckSummary {
     uint64_t tree_blocks = 0;   // distinct tree blocks read
     uint64_t bytes_used = 0;    // sum of extent sizes in the extent tree
     std::string fsid;           // text UUID of the filesystem
+    uint64_t data_bytes_verified = 0;  // with check_data_csum
 };
 
 using FindingSink = std::function<void(const Finding&)>;

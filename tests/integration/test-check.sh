@@ -7,7 +7,8 @@
 #      named warning, `corrupt`/`corrupt-repair` cases this version covers give
 #      errors (the others print SKIP naming the coverage they need);
 #  (c) fixtures/check/<ID>/make.sh builds a corrupted image; the text output
-#      and exit status must equal fixtures/check/<ID>/expected.txt byte for byte;
+#      and exit status must equal fixtures/check/<ID>/expected.txt byte for byte
+#      (options for btk check, if any, in fixtures/check/<ID>/args);
 #      --format json must print one valid JSON object per finding;
 #  (d) fuzzed images ($PEER_IMAGES/fuzz): exit 0, 1 or 2, never a crash.
 #
@@ -118,6 +119,9 @@ if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.btrfs 
             continue
         fi
         expect_clean "check clean kernel $1 ($2 devices)" "$w"/d*.img
+        # Every data block against its checksum (RAID5/6: rebuilt from parity
+        # only on a mismatch).
+        expect_clean "check clean kernel $1 --check-data-csum" --check-data-csum "$w"/d*.img
         if [ "$1" = raid1 ]; then
             # Degraded: the missing device is an error, nothing else is.
             run_check "$w/d1.img"
@@ -125,6 +129,13 @@ if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.btrfs 
                 ok "check kernel raid1 degraded: only dev_missing"
             else
                 bad "check kernel raid1 degraded (exit $rc)" "$T/out"
+            fi
+            # Data on the missing device is read from the other copy.
+            run_check --check-data-csum "$w/d1.img"
+            if [ $rc -eq 1 ] && [ "$(grep -c '^ERROR\|^WARNING: data' "$T/out")" = 1 ] && grep -q '^verified [1-9]' "$T/out"; then
+                ok "check kernel raid1 degraded --check-data-csum: only dev_missing"
+            else
+                bad "check kernel raid1 degraded --check-data-csum (exit $rc)" "$T/out"
             fi
         fi
         rm -rf "$w"
@@ -141,20 +152,14 @@ declare -A detects=(
     [028-unaligned-super-dev-sizes]=1 [036-bad-dev-extents]=1
     [044-invalid-extent-item-generation]=1 [050-invalid-block-group-used]=1
     [068-orphan-dev-extent]=1 [038-missing-one-file-extent]=1
+    [004-no-dir-index]=1 [008-bad-dir-index-name]=1 [010-no-rootdir-inode-item]=1
+    [016-wrong-inode-nbytes]=1 [026-bad-dir-item-name]=1 [034-bad-inode-flags]=1
+    [040-compressed-nodatasum]=1 [064-deprecated-inode-cache]=1
+    [066-missing-root-orphan-item]=1 [070-missing-inode-ref]=1
 )
 declare -A needs=(
-    [004-no-dir-index]="fs tree checks (dir index items)"
-    [008-bad-dir-index-name]="fs tree checks (dir index names)"
-    [010-no-rootdir-inode-item]="fs tree checks (root dir inode)"
-    [016-wrong-inode-nbytes]="fs tree checks (inode nbytes vs file extents)"
-    [026-bad-dir-item-name]="fs tree checks (dir item names)"
     [032-corrupted-qgroup]="qgroup accounting (--qgroup-report)"
-    [034-bad-inode-flags]="fs tree checks (inode flags)"
-    [040-compressed-nodatasum]="data extent and csum checks"
     [058-bad-free-space-tree-entry]="free space tree checks"
-    [064-deprecated-inode-cache]="fs tree checks (inode cache items)"
-    [066-missing-root-orphan-item]="root item / orphan item checks"
-    [070-missing-inode-ref]="fs tree checks (inode refs)"
 )
 # prepare_images DIR -> raw images in $T/peer/, one per line on stdout
 prepare_images() {
@@ -237,7 +242,9 @@ else
             bad "check fixture $id: make.sh failed" "$w/make.log"
             continue
         fi
-        (cd "$w" && timeout 600 "$BTK" image.img >out.txt 2>&1; echo "exit $?" >>out.txt)
+        fargs=()
+        [ -f "$(dirname "$mk")/args" ] && read -r -a fargs <"$(dirname "$mk")/args"
+        (cd "$w" && timeout 600 "$BTK" "${fargs[@]}" image.img >out.txt 2>&1; echo "exit $?" >>out.txt)
         if [ "${REGEN:-}" = 1 ]; then
             cp "$w/out.txt" "$exp"
             echo "REGEN $exp"
@@ -250,7 +257,7 @@ else
         fi
         if ! grep -q "^ERROR: \|^WARNING: " "$w/out.txt"; then continue; fi
         # The JSON output: one object per finding, the fixture's id among them.
-        (cd "$w" && "$BTK" --format json image.img >json.txt 2>&1)
+        (cd "$w" && "$BTK" "${fargs[@]}" --format json image.img >json.txt 2>&1)
         if python3 - "$w/json.txt" "$id" "$w/out.txt" <<'EOF'; then ok "check fixture $id json"; else bad "check fixture $id json" "$w/json.txt"; fi
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()

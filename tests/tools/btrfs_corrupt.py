@@ -21,9 +21,21 @@ fixes the checksum of the tree block (every copy) or superblock holding it.
   btrfs_corrupt.py IMG super-bytes-used VALUE             (every superblock copy)
   btrfs_corrupt.py IMG sys-array-byte OFFSET VALUE        (byte of sys_chunk_array, every copy)
   btrfs_corrupt.py IMG super-csum MIRROR                  (break a superblock copy's checksum)
-  btrfs_corrupt.py IMG find TREE TYPE                     (print "objectid offset bytenr" of items)
+  btrfs_corrupt.py IMG find TREE TYPE [POS]               (print "objectid offset leaf [u64 at POS]" of items)
 
-Numbers may be decimal or 0x hex. TREE is a tree id (2 extent, 3 chunk,
+Item edits by exact key (TREE OBJ TYPE OFF; the leaf is rebuilt, so keys may
+change order; the first key of a leaf must stay the same unless the leaf is
+the tree's root):
+  btrfs_corrupt.py IMG item-field TREE OBJ TYPE OFF POS SIZE VALUE  (SIZE-byte LE value at POS in the item)
+  btrfs_corrupt.py IMG item-bytes TREE OBJ TYPE OFF POS HEX          (raw bytes at POS)
+  btrfs_corrupt.py IMG item-key TREE OBJ TYPE OFF NOBJ NTYPE NOFF    (give the item another key)
+  btrfs_corrupt.py IMG item-copy TREE OBJ TYPE OFF NOBJ NTYPE NOFF   (add a copy under another key)
+  btrfs_corrupt.py IMG item-delete TREE OBJ TYPE OFF
+  btrfs_corrupt.py IMG item-resize TREE OBJ TYPE OFF SIZE            (truncate the item's data)
+  btrfs_corrupt.py IMG data-byte LOGICAL MIRROR                      (flip a data byte in one copy)
+  btrfs_corrupt.py IMG super-log-root BYTENR LEVEL                   (every superblock copy)
+
+Numbers may be decimal, 0x hex or negative (objectids like -10 for EXTENT_CSUM). TREE is a tree id (2 extent, 3 chunk,
 4 dev, 5 fs, 11 block group); TYPE an item type number. Only crc32c images
 with single or DUP chunks are supported (what the fixtures use).
 """
@@ -171,13 +183,77 @@ class Image:
 
 
 def num(s):
-    return int(s, 0)
+    return int(s, 0) & (2**64 - 1)
+
+
+def find_leaf(img, tree, key):
+    """(leaf block, slot) of the item with exactly this key."""
+    found = []
+
+    def fn(blk, items):
+        for i, (oid, typ, off, doff, size) in enumerate(items):
+            if (oid, typ, off) == key:
+                found.append((blk, i))
+                return True
+        return False
+    img.walk(img.tree_root(tree), fn)
+    if not found:
+        sys.exit("item %r not found" % (key,))
+    return found[0]
+
+
+def rebuild_leaf(img, blk, entries):
+    """Rewrites a leaf's items from (key, data) pairs, sorted by key."""
+    entries.sort(key=lambda e: e[0])
+    blk[HDR:] = bytes(len(blk) - HDR)
+    end = len(blk) - HDR
+    if HDR + 25 * len(entries) + sum(len(d) for _, d in entries) > len(blk):
+        sys.exit("the items do not fit in the leaf")
+    for i, (k, d) in enumerate(entries):
+        end -= len(d)
+        struct.pack_into("<QBQII", blk, HDR + 25 * i, k[0], k[1], k[2], end, len(d))
+        blk[HDR + end:HDR + end + len(d)] = d
+    struct.pack_into("<I", blk, 96, len(entries))
+    img.write_block(struct.unpack_from("<Q", blk, 48)[0], blk)
+
+
+def item_op(img, op, a):
+    tree, key = a[0], (a[1], a[2], a[3])
+    blk, slot = find_leaf(img, tree, key)
+    entries = [((o, t, f), bytes(blk[d:d + z])) for (o, t, f, d, z) in Image.items(blk)]
+    k, data = entries[slot]
+    if op == "item-field":
+        pos, size, value = a[4], a[5], a[6]
+        data = bytearray(data)
+        data[pos:pos + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        entries[slot] = (k, bytes(data))
+    elif op == "item-key":
+        entries[slot] = ((a[4], a[5], a[6]), data)
+    elif op == "item-copy":
+        entries.append(((a[4], a[5], a[6]), data))
+    elif op == "item-delete":
+        del entries[slot]
+    elif op == "item-resize":
+        entries[slot] = (k, data[:a[4]])
+    rebuild_leaf(img, blk, entries)
 
 
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
-    img, op, args = Image(argv[1]), argv[2], [num(a) for a in argv[3:]]
+    img, op = Image(argv[1]), argv[2]
+    if op == "item-bytes":
+        a = [num(x) for x in argv[3:8]]
+        blk, slot = find_leaf(img, a[0], (a[1], a[2], a[3]))
+        doff = Image.items(blk)[slot][3]
+        raw = bytes.fromhex(argv[8])
+        blk[doff + a[4]:doff + a[4] + len(raw)] = raw
+        img.write_block(struct.unpack_from("<Q", blk, 48)[0], blk)
+        return
+    args = [num(a) for a in argv[3:]]
+    if op in ("item-field", "item-key", "item-copy", "item-delete", "item-resize"):
+        item_op(img, op, args)
+        return
 
     def put64(off_in_item):
         def edit(blk, doff, size):
@@ -257,11 +333,26 @@ def main(argv):
         sb = img.read(off, 4096)
         sb[0] ^= 0xFF
         img.write_super(off, sb, fix=False)
+    elif op == "data-byte":
+        p = img.physical(args[0])[args[1]]
+        b = img.read(p, 1)
+        b[0] ^= 0xFF
+        img.write(p, b)
+    elif op == "super-log-root":
+        for off in img.supers():
+            sb = img.read(off, 4096)
+            if sb[64:72] == b"_BHRfS_M":
+                struct.pack_into("<Q", sb, 96, args[0])
+                sb[200] = args[1]
+                img.write_super(off, sb)
     elif op == "find":
         def fn(blk, items):
             for (oid, typ, off, doff, size) in items:
                 if typ == args[1]:
-                    print(oid, off, struct.unpack_from("<Q", blk, 48)[0])
+                    extra = ""
+                    if len(args) > 2 and args[2] + 8 <= size:
+                        extra = " %d" % struct.unpack_from("<Q", blk, doff + args[2])[0]
+                    print(oid, off, struct.unpack_from("<Q", blk, 48)[0], end=extra + "\n")
             return False
         img.walk(img.tree_root(args[0]), fn)
     else:

@@ -1,0 +1,63 @@
+// btk check, part two: the contents of subvolume trees, the root tree's
+// subvolume links, the uuid tree, the csum tree and (optionally) the data.
+//
+// The main checker (check.cpp) walks every tree once and hands each leaf to
+// FsChecker::leaf in key order; FsChecker keeps per tree only the state of
+// the inode being streamed plus compact records for cross-inode checks (one
+// per name link), and per filesystem compact records for the cross-tree
+// checks done in finish(). Blocks shared between snapshots are read again
+// through shared_block(): every subvolume is checked as a whole tree.
+//
+// The subvolume trees' items are checked on a worker thread while the walk
+// goes on (it also reads the blocks snapshots share), and data checksum
+// verification (--check-data-csum) on more workers fed from the csum tree
+// items. Their findings are reported by finish(), in a fixed order.
+#pragma once
+
+#include "check_findings.h"
+#include "fs.h"
+#include "tree_block.h"
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace btk {
+
+struct FsCheckConfig {
+    bool check_data_csum = false;
+    unsigned data_threads = 0;  // 0: one per core, at most 4
+};
+
+class FsChecker {
+public:
+    using Report = std::function<void(Finding)>;
+    FsChecker(Filesystem& fs, const FsCheckConfig& cfg, Report report);
+    ~FsChecker();
+    FsChecker(const FsChecker&) = delete;
+    FsChecker& operator=(const FsChecker&) = delete;
+
+    // Before and after tree `tree` (rooted at `root`) is walked.
+    void begin_tree(uint64_t tree, const RootRef& root);
+    void end_tree(uint64_t tree);
+    // A leaf of `tree`, in key order (subvolume trees' leaves are handed to
+    // a worker thread, hence the reference count).
+    void leaf(uint64_t tree, const BlockRef& leaf);
+    // The walk of `tree` met a block it had already read for another tree.
+    void shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,
+                      const std::optional<Key>& first_key);
+    // Sees every finding: when the walk could not use a block of a tree, the
+    // checks of that tree that need every item are skipped (they would only
+    // echo the block's problem).
+    void block_problem(const Finding& f);
+    // After the walk: cross-tree checks, then the data verification results.
+    void finish();
+
+    uint64_t data_bytes_verified() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> p_;
+};
+
+}  // namespace btk
