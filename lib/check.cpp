@@ -1,4 +1,5 @@
 #include "check.h"
+#include "check_space.h"
 
 #include "chunk.h"
 #include "csum.h"
@@ -120,7 +121,8 @@ struct WalkCtx {
 
 class Checker {
 public:
-    Checker(const CheckOptions& o, const FindingSink& f, const StageSink& s) : opts_(o), sink_(f), stage_(s) {}
+    Checker(const CheckOptions& o, const FindingSink& f, const StageSink& s)
+        : opts_(o), sink_(f), stage_(s), extras_(o, [this](Finding x) { report(std::move(x)); }) {}
     Result<CheckSummary> run(const std::vector<std::string>& paths);
 
 private:
@@ -173,6 +175,7 @@ private:
     CheckOptions opts_;
     FindingSink sink_;
     StageSink stage_;
+    CheckExtras extras_;  // free space, qgroups (check_space.h)
     CheckSummary sum_;
     std::unique_ptr<Filesystem> fs_;
     std::map<uint64_t, super_block> dev_supers_;  // devid -> the superblock copy in use
@@ -335,6 +338,7 @@ BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr) {
 void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64_t ref_root, int level,
                     uint64_t gen, const std::optional<Key>& first_key) {
     if (ctx.track) edges_.push_back({bytenr, parent, ref_root});
+    if (ctx.track) extras_.edge(ctx.tree, bytenr, parent);
     if (!visited_.insert(bytenr).second) return;
     BlockRec rec{bytenr, ctx.tree, uint8_t(level), false, ctx.track};
     if (bytenr == 0 || bytenr % ss_ != 0) {
@@ -391,6 +395,7 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
     if (first_key && b->nritems() > 0 && b->key(0) != *first_key)
         report(mk(K::block_first_key, ctx.tree, bytenr).str("found", key_str(b->key(0))).str("expected", key_str(*first_key)));
     if (!descend) return;
+    if (ctx.track) extras_.block(ctx.tree, *b);
     if (b->is_leaf()) {
         if (ctx.handle_items) handle_leaf(ctx, *b);
         return;
@@ -1022,6 +1027,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     if (fs_->has_incompat(FEATURE_INCOMPAT_EXTENT_TREE_V2))
         return make_error(Errc::unsupported, "extent tree v2 filesystems are not supported");
     super_gen_ = sb.generation;
+    extras_.start(*fs_);
     ns_ = fs_->nodesize();
     ss_ = fs_->sectorsize();
     sum_.fsid = uuid_str(sb.fsid);
@@ -1055,6 +1061,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
         check_extent_refs();
         check_data_refs();
     }
+    extras_.finish(sum_);
     return sum_;
 }
 
