@@ -38,6 +38,7 @@ struct CheckOptions {
     bool backup_root = false;            // use the newest usable backup root
     std::optional<uint64_t> tree_root;   // use this root tree block
     size_t cache_bytes = 64ull << 20;
+    int threads = -1;                    // tree block readers besides the walk: -1 one per core, 0 none
     bool qgroup_report = false;          // list every qgroup's counts (verified anyway when quotas are on)
     std::optional<uint64_t> subvol_extents;  // list the extents of this subvolume with their sharing
     // Called every few hundred tree blocks and at each phase change.
@@ -52,7 +53,7 @@ struct QgroupCount {
     uint64_t disk_rfer = 0, disk_excl = 0;
 };
 
-// A run of extents (tree blocks or data) referenced by the same roots.
+// One extent (a tree block or a data extent) and the subvolumes reaching it.
 struct SubvolExtent {
     uint64_t bytenr = 0, length = 0;
     std::vector<uint64_t> roots;

@@ -57,8 +57,7 @@ private:
 
 void CheckExtras::Impl::fs_leaf(const TreeBlock& b) {
     for (uint32_t s = 0; s < b.nritems(); ++s) {
-        const Key k = b.key(s);
-        if (k.type != EXTENT_DATA_KEY) continue;
+        if (leaf_key(b, s).type != EXTENT_DATA_KEY) continue;
         const auto* fe = view_at<file_extent_item>(b.item_data(s));
         if (!fe || (fe->type != FILE_EXTENT_REG && fe->type != FILE_EXTENT_PREALLOC) || fe->disk_bytenr == 0) continue;
         uses.push_back({fe->disk_bytenr, fe->disk_num_bytes, b.bytenr()});
@@ -190,13 +189,7 @@ void CheckExtras::Impl::check_qgroups(CheckSummary& sum) {
 
     if (opts.subvol_extents) {
         std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.bytenr < b.bytenr; });
-        for (const Item& it : items) {
-            auto& out = sum.subvol_extents;
-            if (!out.empty() && out.back().bytenr + out.back().length == it.bytenr && out.back().roots == sets.at(it.set))
-                out.back().length += it.len;
-            else
-                out.push_back({it.bytenr, it.len, sets.at(it.set)});
-        }
+        for (const Item& it : items) sum.subvol_extents.push_back({it.bytenr, it.len, sets.at(it.set)});
     }
     if (!verify) return;
 

@@ -78,8 +78,7 @@ void CheckExtras::block(uint64_t tree, const TreeBlock& b) {
     switch (tree) {
         case ROOT_TREE_OBJECTID: d.root_leaf(b); break;
         case EXTENT_TREE_OBJECTID:
-            d.extent_leaf(b);
-            if (!(d.fs->compat_ro() & FEATURE_COMPAT_RO_BLOCK_GROUP_TREE)) d.bg_leaf(b);
+            d.extent_leaf(b, !(d.fs->compat_ro() & FEATURE_COMPAT_RO_BLOCK_GROUP_TREE));
             break;
         case BLOCK_GROUP_TREE_OBJECTID: d.bg_leaf(b); break;
         case FREE_SPACE_TREE_OBJECTID: d.fst_leaf(b); break;
@@ -135,27 +134,32 @@ bool CheckExtras::Impl::complete(uint64_t tree) const {
 // ---------------------------------------------------------------------------
 // leaves of the extent and block group trees
 
-void CheckExtras::Impl::extent_leaf(const TreeBlock& b) {
+void CheckExtras::Impl::extent_leaf(const TreeBlock& b, bool bg_items) {
     for (uint32_t s = 0; s < b.nritems(); ++s) {
-        const Key k = b.key(s);
+        const disk_key& k = leaf_key(b, s);
+        const uint64_t start = k.objectid;
         uint64_t len = 0;
         if (k.type == EXTENT_ITEM_KEY)
             len = k.offset;
         else if (k.type == METADATA_ITEM_KEY)
             len = ns;
-        if (len == 0 || k.objectid + len < k.objectid) continue;  // the extent checks report these
-        add_range(alloc, k.objectid, k.objectid + len);
+        else if (k.type == BLOCK_GROUP_ITEM_KEY && bg_items)
+            bg_item(b, s);
+        if (len == 0 || start + len < start) continue;  // the extent checks report these
+        add_range(alloc, start, start + len);
     }
 }
 
+void CheckExtras::Impl::bg_item(const TreeBlock& b, uint32_t s) {
+    const Key k = b.key(s);
+    const auto* bi = view_at<block_group_item>(b.item_data(s));
+    if (!bi || k.offset == 0 || k.objectid + k.offset < k.objectid) return;  // reported by the checker
+    bgs.push_back({k.objectid, k.offset, bi->flags, bi->used});
+}
+
 void CheckExtras::Impl::bg_leaf(const TreeBlock& b) {
-    for (uint32_t s = 0; s < b.nritems(); ++s) {
-        const Key k = b.key(s);
-        if (k.type != BLOCK_GROUP_ITEM_KEY) continue;
-        const auto* bi = view_at<block_group_item>(b.item_data(s));
-        if (!bi || k.offset == 0 || k.objectid + k.offset < k.objectid) continue;  // reported by the checker
-        bgs.push_back({k.objectid, k.offset, bi->flags, bi->used});
-    }
+    for (uint32_t s = 0; s < b.nritems(); ++s)
+        if (leaf_key(b, s).type == BLOCK_GROUP_ITEM_KEY) bg_item(b, s);
 }
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,12 @@
 
 namespace btk {
 
+// The key of leaf slot s, read in place (the leaf's item table was checked
+// by TreeBlock::parse).
+inline const format::disk_key& leaf_key(const TreeBlock& b, uint32_t s) noexcept {
+    return reinterpret_cast<const format::item*>(b.raw().data() + sizeof(format::header))[s].key;
+}
+
 struct Range {
     uint64_t start, end;  // [start, end)
 };
@@ -51,8 +57,9 @@ struct CheckExtras::Impl {
     };
     std::vector<Bg> bgs;
     std::vector<Range> alloc;  // extent and metadata items, coalesced
-    void extent_leaf(const TreeBlock& b);
+    void extent_leaf(const TreeBlock& b, bool bg_items);
     void bg_leaf(const TreeBlock& b);
+    void bg_item(const TreeBlock& b, uint32_t slot);
 
     // --- free space tree ---------------------------------------------------
     struct FstInfo {

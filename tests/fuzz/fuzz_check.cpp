@@ -21,6 +21,9 @@ int btk_fuzz_check_one(const uint8_t* data, size_t size) {
     if (!img.ok()) return 0;
     CheckOptions o;
     o.cache_bytes = 8 << 20;
+    o.qgroup_report = true;  // and the extent listing: both run their code even without quotas
+    o.subvol_extents = 5;
+    o.threads = 1;  // one reader thread: both the worker and the walk's own reads run
     uint64_t n = 0;
     auto r = check_filesystem({img.path()}, o, [&](const Finding& f) {
         n += f.message().size();  // render every finding, as the CLI does

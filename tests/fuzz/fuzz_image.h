@@ -87,7 +87,7 @@ inline void fix_checksums(Pages& pages) {
         }
     }
     for (int m = 0; m < SUPER_MIRROR_MAX; ++m) {
-        auto it = pages.find(uint32_t(super_mirror_offset(m) / kPage));
+        auto it = pages.find(uint32_t(super_offset(m) / kPage));
         if (it == pages.end()) continue;
         uint8_t* p = it->second.data();
         const uint16_t t = uint16_t(p[offsetof(super_block, csum_type)] | p[offsetof(super_block, csum_type) + 1] << 8);

@@ -11,7 +11,8 @@
 #include <cstring>
 #include <memory>
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+// Runs the target on one input; also used by the regression unit test.
+int btk_fuzz_tree_block_one(const uint8_t* data, size_t size) {
     using namespace btk;
     if (size < sizeof(format::header)) return 0;
     const uint32_t ns = size <= 4096 ? 4096 : size <= 16384 ? 16384 : 65536;
@@ -41,3 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
 }
+
+#ifndef BTK_FUZZ_NO_MAIN
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { return btk_fuzz_tree_block_one(data, size); }
+#endif

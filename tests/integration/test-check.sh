@@ -141,6 +141,14 @@ declare -A detects=(
     [028-unaligned-super-dev-sizes]=1 [036-bad-dev-extents]=1
     [044-invalid-extent-item-generation]=1 [050-invalid-block-group-used]=1
     [068-orphan-dev-extent]=1 [038-missing-one-file-extent]=1
+    [058-bad-free-space-tree-entry]=1 [032-corrupted-qgroup]=1
+)
+# Images of a corrupt case whose only damage is reported as a warning, and
+# why: the second image of 058 holds just the free space tree items that
+# mkfs.btrfs before 6.16.1 leaves behind, which every kernel-written image of
+# the corpus has too (fst_info_stale; btrfs-progs 6.2 says nothing).
+declare -A warn_only=(
+    [058-bad-free-space-tree-entry/corrupt-free-space-tree2]="belongs to no block group (left by mkfs.btrfs"
 )
 declare -A needs=(
     [004-no-dir-index]="fs tree checks (dir index items)"
@@ -148,10 +156,8 @@ declare -A needs=(
     [010-no-rootdir-inode-item]="fs tree checks (root dir inode)"
     [016-wrong-inode-nbytes]="fs tree checks (inode nbytes vs file extents)"
     [026-bad-dir-item-name]="fs tree checks (dir item names)"
-    [032-corrupted-qgroup]="qgroup accounting (--qgroup-report)"
     [034-bad-inode-flags]="fs tree checks (inode flags)"
     [040-compressed-nodatasum]="data extent and csum checks"
-    [058-bad-free-space-tree-entry]="free space tree checks"
     [064-deprecated-inode-cache]="fs tree checks (inode cache items)"
     [066-missing-root-orphan-item]="root item / orphan item checks"
     [070-missing-inode-ref]="fs tree checks (inode refs)"
@@ -200,6 +206,11 @@ if [ -f "$EXPECT" ]; then
         for img in $imgs; do
             name="check peer $case/$(basename "$img" .raw) ($expect)"
             run_check "$img"
+            wo=${warn_only[$case/$(basename "$img" .raw | sed 's/^[0-9]*-//')]:-}
+            if [ -n "$wo" ]; then
+                if [ $rc -eq 0 ] && grep -q "^WARNING:.*$wo" "$T/out"; then ok "$name: a warning"; else bad "$name: exit $rc, wanted warning '$wo'" "$T/out"; fi
+                continue
+            fi
             case $expect in
                 clean)
                     if [ $rc -eq 0 ] && ! grep -q '^ERROR' "$T/out"; then ok "$name"; else bad "$name: exit $rc" "$T/out"; fi ;;

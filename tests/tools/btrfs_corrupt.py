@@ -26,12 +26,16 @@ fixes the checksum of the tree block (every copy) or superblock holding it.
   btrfs_corrupt.py IMG leaf-item-size BYTENR SLOT VALUE   (an item's size field; data stays put)
   btrfs_corrupt.py IMG item-u64 TREE OID TYPE OFF POS VALUE (8 bytes at POS in that item's data)
   btrfs_corrupt.py IMG item-u32 TREE OID TYPE OFF POS VALUE (4 bytes at POS in that item's data)
+  btrfs_corrupt.py IMG item-flip TREE OID TYPE OFF POS     (invert the byte at POS in that item's data)
+  btrfs_corrupt.py IMG item-key-offset TREE OID TYPE OFF VALUE (that item's key offset)
+  btrfs_corrupt.py IMG item-size TREE OID TYPE OFF VALUE  (that item's size field; data stays put)
   btrfs_corrupt.py IMG delete-item TREE OID TYPE OFF      (remove an item from its leaf; not the
                                                            first item of a leaf below a node)
   btrfs_corrupt.py IMG fst-drop-orphans                   (remove the free space tree items that
                                                            mkfs.btrfs < 6.16.1 leaves below the
                                                            first chunk)
-  btrfs_corrupt.py IMG super-compat-ro VALUE              (every superblock copy)
+  btrfs_corrupt.py IMG super-u64 POS VALUE               (8 bytes at POS, every superblock copy)
+  btrfs_corrupt.py IMG logical-flip LOGICAL               (invert one byte, every copy)
 
 Numbers may be decimal or 0x hex. TREE is a tree id (2 extent, 3 chunk,
 4 dev, 5 fs, 11 block group); TYPE an item type number. Only crc32c images
@@ -309,18 +313,39 @@ def main(argv):
         def edit(blk, doff, size):
             struct.pack_into(fmt, blk, doff + args[4], args[5])
         img.edit_item(args[0], lambda o, t, f: (o, t, f) == (args[1], args[2], args[3]), edit)
+    elif op == "item-flip":
+        def edit(blk, doff, size):
+            blk[doff + args[4]] ^= 0xFF
+        img.edit_item(args[0], lambda o, t, f: (o, t, f) == (args[1], args[2], args[3]), edit)
+    elif op in ("item-key-offset", "item-size"):
+        def fn(blk, items):
+            for i, (o, t, f, d, z) in enumerate(items):
+                if (o, t, f) == tuple(args[1:4]):
+                    if op == "item-key-offset":
+                        struct.pack_into("<Q", blk, HDR + 25 * i + 9, args[4])
+                    else:
+                        struct.pack_into("<I", blk, HDR + 25 * i + 21, args[4])
+                    img.write_block(struct.unpack_from("<Q", blk, 48)[0], blk)
+                    return True
+            return False
+        if not img.walk(img.tree_root(args[0]), fn):
+            sys.exit("item not found")
     elif op == "delete-item":
         if img.delete_items(args[0], lambda o, t, f: (o, t, f) == (args[1], args[2], args[3])) != 1:
             sys.exit("item not found")
     elif op == "fst-drop-orphans":
         first = min(c[0] for c in img.chunks)
         img.delete_items(10, lambda o, t, f: t in (198, 199, 200) and o < first)
-    elif op == "super-compat-ro":
+    elif op == "super-u64":
         for off in img.supers():
             sb = img.read(off, 4096)
             if sb[64:72] == b"_BHRfS_M":
-                struct.pack_into("<Q", sb, 180, args[0])
+                struct.pack_into("<Q", sb, args[0], args[1])
                 img.write_super(off, sb)
+    elif op == "logical-flip":
+        for p in img.physical(args[0]):
+            b = img.read(p, 1)
+            img.write(p, bytes([b[0] ^ 0xFF]))
     elif op == "find":
         def fn(blk, items):
             for (oid, typ, off, doff, size) in items:
