@@ -6,8 +6,10 @@
 // queue, so the workers read what the walk needs next. get() returns a
 // finished result, or takes a queued block and reads it on the calling
 // thread (the walk never waits behind the queue), or waits for the one
-// worker reading it. Finished but unclaimed results are bounded: workers
-// pause when too many wait. Reads bypass the filesystem's block cache.
+// worker reading it. A worker takes a run of queued blocks at consecutive
+// addresses at once (one system call per copy instead of one per block).
+// Finished but unclaimed results are bounded: workers pause when too many
+// wait. Reads bypass the filesystem's block cache.
 #pragma once
 
 #include "fs.h"
@@ -51,6 +53,9 @@ public:
     BlockRead get(uint64_t bytenr);
     // Reads every copy of a block now (what the workers run).
     BlockRead read_now(uint64_t bytenr) const;
+    // The same for `count` blocks at consecutive addresses: one vectored read
+    // per copy when they lie in one chunk without striping, else one by one.
+    std::vector<BlockRead> read_run(uint64_t start, size_t count) const;
 
 private:
     enum class State : uint8_t { queued, running, done };

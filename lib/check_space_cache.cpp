@@ -64,6 +64,14 @@ void CheckExtras::Impl::root_leaf(const TreeBlock& b) {
     }
 }
 
+void CheckExtras::Impl::cache_problem(uint64_t bg_start, std::string problem) {
+    Finding f = mk(K::space_cache_invalid);
+    f.tree = ROOT_TREE_OBJECTID;
+    f.bytenr = bg_start;
+    f.num("logical", bg_start).str("problem", std::move(problem));
+    report(std::move(f));
+}
+
 void CheckExtras::Impl::check_space_cache() {
     if (cache_headers.empty()) return;
     const super_block& sb = fs->super();
@@ -80,13 +88,7 @@ void CheckExtras::Impl::check_space_cache() {
     if (!complete(ROOT_TREE_OBJECTID) || !complete(EXTENT_TREE_OBJECTID)) return;
     for (const CacheHeader& h : cache_headers) {
         auto bit = std::lower_bound(bgs.begin(), bgs.end(), h.bg_start, [](const Bg& g, uint64_t v) { return g.start < v; });
-        auto bad = [&](std::string problem) {
-            Finding f = mk(K::space_cache_invalid);
-            f.tree = ROOT_TREE_OBJECTID;
-            f.bytenr = h.bg_start;
-            f.num("logical", h.bg_start).str("problem", std::move(problem));
-            report(std::move(f));
-        };
+        auto bad = [&](std::string problem) { cache_problem(h.bg_start, std::move(problem)); };
         if (bit == bgs.end() || bit->start != h.bg_start) {
             bad("there is no such block group");
             continue;
@@ -103,13 +105,7 @@ void CheckExtras::Impl::check_space_cache() {
 }
 
 void CheckExtras::Impl::check_cache_of(const Bg& bg, const CacheHeader& h, const CacheInode& ino) {
-    auto bad = [&](std::string problem) {
-        Finding f = mk(K::space_cache_invalid);
-        f.tree = ROOT_TREE_OBJECTID;
-        f.bytenr = bg.start;
-        f.num("logical", bg.start).str("problem", std::move(problem));
-        report(std::move(f));
-    };
+    auto bad = [&](std::string problem) { cache_problem(bg.start, std::move(problem)); };
     const uint64_t pages = (ino.size + kCachePage - 1) / kCachePage;
     if (pages == 0 || pages > kMaxCachePages || pages * 4 + 8 > kCachePage) return bad(fmt::format("inode size {}", ino.size));
     // The file's bytes, from its extents (holes read as zeros).

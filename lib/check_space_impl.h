@@ -99,6 +99,7 @@ struct CheckExtras::Impl {
     std::map<uint64_t, CacheInode> cache_inodes;
     void root_leaf(const TreeBlock& b);
     void check_space_cache();
+    void cache_problem(uint64_t bg_start, std::string problem);
     void check_cache_of(const Bg& bg, const CacheHeader& h, const CacheInode& ino);
 
     // --- qgroups -------------------------------------------------------------
