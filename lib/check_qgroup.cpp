@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace btk {
 
@@ -197,12 +198,12 @@ void CheckExtras::Impl::check_qgroups(CheckSummary& sum) {
     std::map<uint64_t, std::vector<uint64_t>> children;
     for (const auto& [member, parent] : relations) children[parent].push_back(member);
     auto members = [&](uint64_t qg) {
-        std::vector<uint64_t> out, todo{qg}, seen;
-        while (!todo.empty() && seen.size() < 100000) {
+        std::vector<uint64_t> out, todo{qg};
+        std::unordered_set<uint64_t> seen;
+        while (!todo.empty()) {
             const uint64_t g = todo.back();
             todo.pop_back();
-            if (std::find(seen.begin(), seen.end(), g) != seen.end()) continue;
-            seen.push_back(g);
+            if (!seen.insert(g).second) continue;
             if ((g >> QGROUP_LEVEL_SHIFT) == 0) {
                 out.push_back(g);
                 continue;
