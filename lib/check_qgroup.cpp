@@ -85,6 +85,7 @@ void CheckExtras::Impl::quota_leaf(const TreeBlock& b) {
                     const auto* st = reinterpret_cast<const qgroup_status_item*>(d.data());
                     qstatus_flags = st->flags;
                     qstatus_rescan = st->rescan;
+                    qstatus_generation = st->generation;
                 }
                 break;
             case QGROUP_INFO_KEY:
@@ -118,10 +119,17 @@ void CheckExtras::Impl::check_qgroups(CheckSummary& sum) {
             sum.qgroup_note = "quotas are being disabled";
         } else if (*qstatus_flags & QGROUP_STATUS_FLAG_SIMPLE_MODE) {
             sum.qgroup_note = "simple quotas are not verified";
-        } else if (*qstatus_flags & (QGROUP_STATUS_FLAG_RESCAN | QGROUP_STATUS_FLAG_INCONSISTENT)) {
-            const bool rescan = *qstatus_flags & QGROUP_STATUS_FLAG_RESCAN;
-            sum.qgroup_note = rescan ? fmt::format("a rescan is in progress (at {})", qstatus_rescan)
-                                     : std::string("the quota tree marks the counts inconsistent");
+        } else if ((*qstatus_flags & (QGROUP_STATUS_FLAG_RESCAN | QGROUP_STATUS_FLAG_INCONSISTENT)) ||
+                   qstatus_generation != fs->super().generation) {
+            // A status older than the superblock: the kernel marks the counts
+            // inconsistent when it mounts such a filesystem.
+            if (*qstatus_flags & QGROUP_STATUS_FLAG_RESCAN)
+                sum.qgroup_note = fmt::format("a rescan is in progress (at {})", qstatus_rescan);
+            else if (*qstatus_flags & QGROUP_STATUS_FLAG_INCONSISTENT)
+                sum.qgroup_note = "the quota tree marks the counts inconsistent";
+            else
+                sum.qgroup_note = fmt::format("the quota status generation {} differs from the super generation {}",
+                                              qstatus_generation, uint64_t(fs->super().generation));
             Finding f = mk(K::qgroup_inconsistent);
             f.tree = QUOTA_TREE_OBJECTID;
             f.str("problem", sum.qgroup_note);

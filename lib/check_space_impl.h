@@ -119,7 +119,7 @@ struct CheckExtras::Impl {
     std::vector<QInfo> qinfos;
     std::vector<std::pair<uint64_t, uint64_t>> relations;  // (member, parent)
     std::optional<uint64_t> qstatus_flags;
-    uint64_t qstatus_rescan = 0;
+    uint64_t qstatus_rescan = 0, qstatus_generation = 0;
     void fs_leaf(const TreeBlock& b);
     void quota_leaf(const TreeBlock& b);
     void check_qgroups(CheckSummary& sum);
