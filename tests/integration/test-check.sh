@@ -5,7 +5,8 @@
 #  (b) btrfs-progs' fsck images ($PEER_IMAGES/fsck, expectations in
 #      $PEER_IMAGES/EXPECT.tsv): `clean` cases give no error, `clean-warn` cases give the
 #      named warning, `corrupt`/`corrupt-repair` cases this version covers give
-#      errors (the others print SKIP naming the coverage they need);
+#      errors (the others print SKIP naming the coverage they need; the images
+#      in warn_only give the warning named there, see the comment there);
 #  (c) fixtures/check/<ID>/make.sh builds a corrupted image; the text output
 #      and exit status must equal fixtures/check/<ID>/expected.txt byte for byte;
 #      --format json must print one valid JSON object per finding;
