@@ -29,7 +29,9 @@ for i in range(n):
         os.symlink(f"file-{i:07d}.txt", os.path.join(d, f"link-{i:07d}"))
 PY
 btrfs -q subvolume snapshot -r "$mnt/data" "$mnt/snap1"
-find "$mnt/data" -name 'file-*5.txt' | head -20000 | xargs -r rm -f
+# awk, not head: head exits early, find dies of SIGPIPE and pipefail stops
+# the script before the second snapshot.
+find "$mnt/data" -name 'file-*5.txt' | awk 'NR <= 20000' | xargs -r rm -f
 btrfs -q subvolume snapshot "$mnt/data" "$mnt/snap2"
-find "$mnt/snap2" -name 'file-*7.txt' | head -20000 | while read -r f; do echo changed >>"$f"; done
+find "$mnt/snap2" -name 'file-*7.txt' | awk 'NR <= 20000' | while read -r f; do echo changed >>"$f"; done
 umount "$mnt"

@@ -1,4 +1,6 @@
 #include "check.h"
+#include "check_prefetch.h"
+#include "check_space.h"
 
 #include "check_fs.h"
 #include "chunk.h"
@@ -13,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <thread>
 #include <unordered_set>
 
 namespace btk {
@@ -121,7 +124,8 @@ struct WalkCtx {
 
 class Checker {
 public:
-    Checker(const CheckOptions& o, const FindingSink& f, const StageSink& s) : opts_(o), sink_(f), stage_(s) {}
+    Checker(const CheckOptions& o, const FindingSink& f, const StageSink& s)
+        : opts_(o), sink_(f), stage_(s), extras_(o, [this](Finding x) { report(std::move(x)); }) {}
     Result<CheckSummary> run(const std::vector<std::string>& paths);
 
 private:
@@ -175,11 +179,14 @@ private:
     CheckOptions opts_;
     FindingSink sink_;
     StageSink stage_;
+    CheckExtras extras_;  // free space, qgroups (check_space.h)
     CheckSummary sum_;
     std::unique_ptr<Filesystem> fs_;
     std::unique_ptr<FsChecker> fsc_;  // subvolume trees, csums, data (check_fs.cpp)
+    std::unique_ptr<BlockPrefetcher> prefetch_;  // reads and verifies blocks ahead of the walk
     std::map<uint64_t, super_block> dev_supers_;  // devid -> the superblock copy in use
     uint64_t super_gen_ = 0;
+    std::optional<uint64_t> backup_bytes_used_;  // with --backup: the backup root set's bytes_used
     uint32_t ns_ = 0, ss_ = 0;
 
     std::map<uint64_t, DevInfo> devs_;
@@ -244,7 +251,7 @@ Result<int> Checker::check_supers(const std::vector<std::string>& paths) {
         for (int m = 0; m < SUPER_MIRROR_MAX; ++m) {
             const SuperCopy& c = copies[m];
             if (m == use || !c.present) continue;
-            if (m == 0 && !c.valid) continue;  // reported as super_primary_bad
+            if (m == 0 && !c.valid && !(di == 0 && opts_.super_mirror > 0)) continue;  // reported as super_primary_bad
             auto f = [&](K k) {
                 Finding x = mk(k);
                 x.bytenr = c.bytenr;
@@ -292,42 +299,21 @@ void Checker::walk_tree(const WalkCtx& ctx, const RootRef& root) {
 }
 
 BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr) {
-    const Chunk* c = fs_->chunk_map().find(bytenr);
-    const bool raid56 = c && (c->type & BLOCK_GROUP_RAID56_MASK);
-    int copies = std::max(1, fs_->num_copies(bytenr));
-    if (raid56) copies = 1;
-    std::unique_ptr<uint8_t[]> good;
-    for (int m = 0; m < copies || (raid56 && !good && m < 2); ++m) {
-        // Copies on a missing device are not read (dev_missing says so once).
-        auto ranges = fs_->chunk_map().map(bytenr, ns_, m);
-        if (ranges) {
-            bool missing = false;
-            for (const auto& r : *ranges)
-                if (!fs_->device(r.devid)) missing = true;
-            if (missing && !(raid56 && m == 1)) continue;
+    BlockRead r = prefetch_->get(bytenr);
+    for (const CopyRead& c : r.copies) {
+        switch (c.kind) {
+            case CopyRead::ok: break;
+            case CopyRead::read_error:
+                report(mk(K::block_read_error, ctx.tree, bytenr).num("mirror", c.mirror).str("problem", c.error));
+                break;
+            case CopyRead::csum: report(mk(K::block_csum, ctx.tree, bytenr).num("mirror", c.mirror)); break;
+            case CopyRead::bytenr:
+                report(mk(K::block_bytenr, ctx.tree, bytenr).num("mirror", c.mirror).num("found", c.found_bytenr));
+                break;
+            case CopyRead::fsid: report(mk(K::block_fsid, ctx.tree, bytenr).num("mirror", c.mirror)); break;
         }
-        auto buf = std::make_unique_for_overwrite<uint8_t[]>(ns_);
-        if (auto s = fs_->read_logical(bytenr, {buf.get(), ns_}, m); !s) {
-            report(mk(K::block_read_error, ctx.tree, bytenr).num("mirror", m).str("problem", s.error().message));
-            continue;
-        }
-        const auto* h = reinterpret_cast<const header*>(buf.get());
-        uint8_t cs[32];
-        csum_compute(fs_->csum_type(), {buf.get() + CSUM_SIZE, ns_ - CSUM_SIZE}, cs);
-        if (std::memcmp(cs, h->csum, fs_->csum_size()) != 0) {
-            report(mk(K::block_csum, ctx.tree, bytenr).num("mirror", m));
-            continue;
-        }
-        if (h->bytenr != bytenr) {
-            report(mk(K::block_bytenr, ctx.tree, bytenr).num("mirror", m).num("found", h->bytenr));
-            continue;
-        }
-        if (std::memcmp(h->fsid, fs_->metadata_fsid(), FSID_SIZE) != 0) {
-            report(mk(K::block_fsid, ctx.tree, bytenr).num("mirror", m));
-            continue;
-        }
-        if (!good) good = std::move(buf);
     }
+    std::unique_ptr<uint8_t[]> good = std::move(r.good);
     if (!good) return nullptr;
     auto parsed = TreeBlock::parse(std::move(good), ns_);
     if (!parsed) {
@@ -340,6 +326,7 @@ BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr) {
 void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64_t ref_root, int level,
                     uint64_t gen, const std::optional<Key>& first_key) {
     if (ctx.track) edges_.push_back({bytenr, parent, ref_root});
+    if (ctx.track) extras_.edge(ctx.tree, bytenr, parent);
     if (!visited_.insert(bytenr).second) {
         if (fsc_ && ctx.handle_items) fsc_->shared_block(ctx.tree, bytenr, level, gen, first_key);
         return;
@@ -389,20 +376,28 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
         report(mk(K::block_empty, ctx.tree, bytenr).num("level", b->level()));
         descend = false;
     }
-    for (uint32_t i = 1; i < b->nritems(); ++i) {
-        if (!(b->key(i - 1) < b->key(i))) {
-            report(mk(K::block_key_order, ctx.tree, bytenr).num("slot", i));
-            descend = false;
-            break;
-        }
+    if (const uint32_t i = first_unordered_key(*b)) {
+        report(mk(K::block_key_order, ctx.tree, bytenr).num("slot", i));
+        descend = false;
     }
     if (first_key && b->nritems() > 0 && b->key(0) != *first_key)
         report(mk(K::block_first_key, ctx.tree, bytenr).str("found", key_str(b->key(0))).str("expected", key_str(*first_key)));
     if (!descend) return;
+    if (ctx.track) extras_.block(ctx.tree, *b);
     if (b->is_leaf()) {
         if (ctx.handle_items) handle_leaf(ctx, *b);
         if (ctx.handle_items && fsc_) fsc_->leaf(ctx.tree, b);
         return;
+    }
+    if (prefetch_) {
+        std::vector<uint64_t> kids;
+        kids.reserve(b->nritems());
+        for (uint32_t i = 0; i < b->nritems(); ++i) {
+            if (ctx.drop_key && i + 1 < b->nritems() && b->key(i + 1) <= *ctx.drop_key) continue;
+            const uint64_t c = b->blockptr(i);
+            if (c && c % ss_ == 0 && fs_->chunk_map().find(c) && !visited_.count(c)) kids.push_back(c);
+        }
+        prefetch_->want(kids);
     }
     for (uint32_t i = 0; i < b->nritems(); ++i) {
         // A snapshot being deleted: subtrees left of drop_progress are gone.
@@ -822,8 +817,9 @@ void Checker::check_chunks_devices() {
     for (const auto& [logical, c] : chunks_)
         if (!bgs_.count(logical))
             report(mk(K::block_group_missing).num("logical", logical).num("length", c.length).str("flags", fmt::format("{:#x}", c.type)));
-    if (sb.bytes_used != bg_used_total)
-        report(mk(K::super_bytes_used).num("found", sb.bytes_used).num("expected", bg_used_total));
+    const uint64_t sb_used = backup_bytes_used_ ? *backup_bytes_used_ : uint64_t(sb.bytes_used);
+    if (sb_used != bg_used_total)
+        report(mk(K::super_bytes_used).num("found", sb_used).num("expected", bg_used_total));
 }
 
 void Checker::check_extent_refs() {
@@ -1017,20 +1013,36 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     oo.tolerate_chunk_errors = true;
     BTK_ASSIGN(fs_, Filesystem::open(paths, oo));
     if (opts_.backup_root && !opts_.tree_root) {
+        // The newest backup whose root tree block reads and verifies.
         const super_block& sb = fs_->super();
-        int best = -1;
+        std::vector<int> order;
         for (int i = 0; i < NUM_BACKUP_ROOTS; ++i)
-            if (sb.super_roots[i].tree_root != 0 &&
-                (best < 0 || sb.super_roots[i].tree_root_gen > sb.super_roots[best].tree_root_gen))
+            if (sb.super_roots[i].tree_root != 0) order.push_back(i);
+        if (order.empty()) return make_error(Errc::not_found, "the superblock has no backup roots");
+        std::sort(order.begin(), order.end(), [&](int a, int b) {
+            return sb.super_roots[a].tree_root_gen > sb.super_roots[b].tree_root_gen;
+        });
+        int best = -1;
+        for (int i : order) {
+            const root_backup& rb = sb.super_roots[i];
+            if (fs_->read_block(rb.tree_root, BlockExpect{rb.tree_root_gen, rb.tree_root_level, std::nullopt,
+                                                          ROOT_TREE_OBJECTID})) {
                 best = i;
-        if (best < 0) return make_error(Errc::not_found, "the superblock has no backup roots");
+                break;
+            }
+        }
+        if (best < 0) return make_error(Errc::corruption, "no backup root tree block is readable");
         oo.tree_root = sb.super_roots[best].tree_root;
+        backup_bytes_used_ = sb.super_roots[best].bytes_used;
         BTK_ASSIGN(fs_, Filesystem::open(paths, oo));
     }
     const super_block& sb = fs_->super();
     if (fs_->has_incompat(FEATURE_INCOMPAT_EXTENT_TREE_V2))
         return make_error(Errc::unsupported, "extent tree v2 filesystems are not supported");
     super_gen_ = sb.generation;
+    extras_.start(*fs_);
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    prefetch_ = std::make_unique<BlockPrefetcher>(*fs_, opts_.threads >= 0 ? unsigned(opts_.threads) : std::min(hw, 8u));
     ns_ = fs_->nodesize();
     ss_ = fs_->sectorsize();
     sum_.fsid = uuid_str(sb.fsid);
@@ -1069,6 +1081,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     }
     fsc_->finish();
     sum_.data_bytes_verified = fsc_->data_bytes_verified();
+    extras_.finish(sum_);
     return sum_;
 }
 

@@ -25,12 +25,39 @@
 
 namespace btk {
 
+// Where the check is, for a progress display.
+struct CheckProgress {
+    const char* phase = "";
+    uint64_t blocks = 0;       // tree blocks read so far
+    uint64_t bytes = 0;        // their bytes
+    uint64_t total_bytes = 0;  // estimated metadata bytes in all (0: not known yet)
+};
+
 struct CheckOptions {
     int super_mirror = -1;               // -1: the primary copy (falls back to a valid mirror)
     bool backup_root = false;            // use the newest usable backup root
     std::optional<uint64_t> tree_root;   // use this root tree block
     size_t cache_bytes = 64ull << 20;
     bool check_data_csum = false;        // read and verify every checksummed data block
+    int threads = -1;                    // tree block readers besides the walk: -1 one per core, 0 none
+    bool qgroup_report = false;          // list every qgroup's counts (verified anyway when quotas are on)
+    std::optional<uint64_t> subvol_extents;  // list the extents of this subvolume with their sharing
+    // Called every few hundred tree blocks and at each phase change.
+    std::function<void(const CheckProgress&)> progress;
+};
+
+// One qgroup: what the check computed and what the quota tree says.
+struct QgroupCount {
+    uint64_t qgroupid = 0;  // level << 48 | id
+    uint64_t rfer = 0, excl = 0;
+    bool on_disk = false;   // the quota tree has an info item for it
+    uint64_t disk_rfer = 0, disk_excl = 0;
+};
+
+// One extent (a tree block or a data extent) and the subvolumes reaching it.
+struct SubvolExtent {
+    uint64_t bytenr = 0, length = 0;
+    std::vector<uint64_t> roots;
 };
 
 struct CheckSummary {
@@ -40,6 +67,12 @@ struct CheckSummary {
     uint64_t bytes_used = 0;    // sum of extent sizes in the extent tree
     std::string fsid;           // text UUID of the filesystem
     uint64_t data_bytes_verified = 0;  // with check_data_csum
+    // Qgroups (with quotas on or CheckOptions::qgroup_report); the note says
+    // why they were not verified ("" when they were).
+    bool qgroups_computed = false;
+    std::string qgroup_note;
+    std::vector<QgroupCount> qgroups;
+    std::vector<SubvolExtent> subvol_extents;  // CheckOptions::subvol_extents
 };
 
 using FindingSink = std::function<void(const Finding&)>;

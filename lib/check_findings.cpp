@@ -193,6 +193,41 @@ const std::vector<FindingDef> kTable = {
     {K::data_csum_mirror, "data_csum_mirror", W, "data [{start}, {end}) copy {mirror}: {problem}, copy {good} is good"},
     {K::log_tree_present, "log_tree_present", W,
      "a log tree is present (log root {bytenr}): mount the filesystem to replay it"},
+    // space and qgroups (check-space)
+    {K::fst_feature_bits, "fst_feature_bits", W, "free space tree feature flags {found}: {problem}"},
+    {K::fst_missing, "fst_missing", E, "the FREE_SPACE_TREE feature is set, but there is no free space tree"},
+    {K::fst_item_invalid, "fst_item_invalid", E, "free space tree item {key}: {problem}"},
+    {K::fst_item_outside, "fst_item_outside", E,
+     "free space tree item {key} is outside the block group of its free space info ({logical} length {length})"},
+    {K::fst_info_missing, "fst_info_missing", E,
+     "block group {logical} length {length} has no free space info item"},
+    {K::fst_info_orphan, "fst_info_orphan", E,
+     "free space info {logical} length {length} belongs to no block group"},
+    {K::fst_info_stale, "fst_info_stale", W,
+     "free space info {logical} length {length} belongs to no block group (left by mkfs.btrfs before 6.16.1)"},
+    {K::fst_extent_count, "fst_extent_count", E,
+     "free space info {logical}: extent_count {found}, but {expected} free extents found"},
+    {K::fst_overlap, "fst_overlap", E,
+     "free space {start} length {length} overlaps the free space before it, ending at {prev_end}"},
+    {K::fst_free_allocated, "fst_free_allocated", E,
+     "block group {logical}: the free space tree has {count} free range(s) that are allocated, "
+     "{bytes} bytes, the first [{start}, {end})"},
+    {K::fst_free_missing, "fst_free_missing", E,
+     "block group {logical}: {count} free range(s) are missing from the free space tree, "
+     "{bytes} bytes, the first [{start}, {end})"},
+    {K::space_cache_generation, "space_cache_generation", W,
+     "free space cache generation {found} differs from the super generation {expected}: "
+     "the kernel will rebuild the cache"},
+    {K::space_cache_invalid, "space_cache_invalid", W,
+     "free space cache of block group {logical}: {problem}"},
+    {K::space_cache_wrong, "space_cache_wrong", W,
+     "free space cache of block group {logical}: {count} range(s), {bytes} bytes, {problem}, the first [{start}, {end})"},
+    {K::qgroup_status_missing, "qgroup_status_missing", E, "the quota tree has no status item"},
+    {K::qgroup_inconsistent, "qgroup_inconsistent", W, "qgroup counts not verified: {problem}"},
+    {K::qgroup_item_invalid, "qgroup_item_invalid", E, "quota tree item {key}: {problem}"},
+    {K::qgroup_missing, "qgroup_missing", E, "subvolume {subvol} has no qgroup info item"},
+    {K::qgroup_mismatch, "qgroup_mismatch", E,
+     "qgroup {qgroup}: {field} {found} on disk, {expected} computed"},
 };
 
 }  // namespace

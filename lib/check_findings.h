@@ -129,6 +129,26 @@ enum class FindingKind {
     data_csum_mismatch,
     data_csum_mirror,
     log_tree_present,
+    // space and qgroups (check-space)
+    fst_feature_bits,
+    fst_missing,
+    fst_item_invalid,
+    fst_item_outside,
+    fst_info_missing,
+    fst_info_orphan,
+    fst_info_stale,
+    fst_extent_count,
+    fst_overlap,
+    fst_free_allocated,
+    fst_free_missing,
+    space_cache_generation,
+    space_cache_invalid,
+    space_cache_wrong,
+    qgroup_status_missing,
+    qgroup_inconsistent,
+    qgroup_item_invalid,
+    qgroup_missing,
+    qgroup_mismatch,
     count_  // number of kinds
 };
 

@@ -202,17 +202,22 @@ static std::string check_expect(const TreeBlock& b, const BlockExpect& e) {
         return fmt::format("first key ({} {} {}) differs from parent key ({} {} {})", k.objectid, k.type,
                            k.offset, x.objectid, x.type, x.offset);
     }
-    // Key order, compared straight from the item or pointer table (the key
-    // is the first member of both; parse() checked that the table fits).
+    if (uint32_t i = first_unordered_key(b)) return fmt::format("keys out of order at slot {}", i);
+    return {};
+}
+
+uint32_t first_unordered_key(const TreeBlock& b) noexcept {
+    // Compared straight from the item or pointer table (the key is the first
+    // member of both; parse() checked that the table fits).
     const uint8_t* table = b.raw().data() + sizeof(header);
     const size_t stride = b.is_leaf() ? sizeof(item) : sizeof(key_ptr);
     Key prev = b.nritems() ? Key::from_disk(*reinterpret_cast<const disk_key*>(table)) : Key{};
     for (uint32_t i = 1; i < b.nritems(); ++i) {
         const Key k = Key::from_disk(*reinterpret_cast<const disk_key*>(table + i * stride));
-        if (!(prev < k)) return fmt::format("keys out of order at slot {}", i);
+        if (!(prev < k)) return i;
         prev = k;
     }
-    return {};
+    return 0;
 }
 
 Result<BlockRef> Filesystem::read_block(uint64_t bytenr, const BlockExpect& expect) {

@@ -130,6 +130,10 @@ private:
     CacheStats stats_;
 };
 
+// The first slot whose key is not above the key before it, or 0 when the
+// block's keys are in order. Reads the item or pointer table directly.
+uint32_t first_unordered_key(const TreeBlock& b) noexcept;
+
 // Human-readable name of a tree id as btrfs-progs prints it in "owner" fields
 // is in print_tree.h; this one is for error messages.
 std::string tree_name_for_errors(uint64_t objectid);

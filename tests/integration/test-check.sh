@@ -5,7 +5,8 @@
 #  (b) btrfs-progs' fsck images ($PEER_IMAGES/fsck, expectations in
 #      $PEER_IMAGES/EXPECT.tsv): `clean` cases give no error, `clean-warn` cases give the
 #      named warning, `corrupt`/`corrupt-repair` cases this version covers give
-#      errors (the others print SKIP naming the coverage they need);
+#      errors (the others print SKIP naming the coverage they need; the images
+#      in warn_only give the warning named there, see the comment there);
 #  (c) fixtures/check/<ID>/make.sh builds a corrupted image; the text output
 #      and exit status must equal fixtures/check/<ID>/expected.txt byte for byte
 #      (options for btk check, if any, in fixtures/check/<ID>/args);
@@ -156,10 +157,17 @@ declare -A detects=(
     [016-wrong-inode-nbytes]=1 [026-bad-dir-item-name]=1 [034-bad-inode-flags]=1
     [040-compressed-nodatasum]=1 [064-deprecated-inode-cache]=1
     [066-missing-root-orphan-item]=1 [070-missing-inode-ref]=1
+    [058-bad-free-space-tree-entry]=1 [032-corrupted-qgroup]=1
 )
+# Images of a corrupt case whose only damage is reported as a warning, and
+# why: the second image of 058 holds just the free space tree items that
+# mkfs.btrfs before 6.16.1 leaves behind, which every kernel-written image of
+# the corpus has too (fst_info_stale; btrfs-progs 6.2 says nothing).
+declare -A warn_only=(
+    [058-bad-free-space-tree-entry/corrupt-free-space-tree2]="belongs to no block group (left by mkfs.btrfs"
+)
+# Corrupt cases not covered yet, and the coverage they need (none left).
 declare -A needs=(
-    [032-corrupted-qgroup]="qgroup accounting (--qgroup-report)"
-    [058-bad-free-space-tree-entry]="free space tree checks"
 )
 # prepare_images DIR -> raw images in $T/peer/, one per line on stdout
 prepare_images() {
@@ -205,6 +213,11 @@ if [ -f "$EXPECT" ]; then
         for img in $imgs; do
             name="check peer $case/$(basename "$img" .raw) ($expect)"
             run_check "$img"
+            wo=${warn_only[$case/$(basename "$img" .raw | sed 's/^[0-9]*-//')]:-}
+            if [ -n "$wo" ]; then
+                if [ $rc -eq 0 ] && grep -q "^WARNING:.*$wo" "$T/out"; then ok "$name: a warning"; else bad "$name: exit $rc, wanted warning '$wo'" "$T/out"; fi
+                continue
+            fi
             case $expect in
                 clean)
                     if [ $rc -eq 0 ] && ! grep -q '^ERROR' "$T/out"; then ok "$name"; else bad "$name: exit $rc" "$T/out"; fi ;;

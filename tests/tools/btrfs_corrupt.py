@@ -22,6 +22,20 @@ fixes the checksum of the tree block (every copy) or superblock holding it.
   btrfs_corrupt.py IMG sys-array-byte OFFSET VALUE        (byte of sys_chunk_array, every copy)
   btrfs_corrupt.py IMG super-csum MIRROR                  (break a superblock copy's checksum)
   btrfs_corrupt.py IMG find TREE TYPE [POS]               (print "objectid offset leaf [u64 at POS]" of items)
+  btrfs_corrupt.py IMG leaf-key-offset BYTENR SLOT VALUE  (an item key's offset in a leaf)
+  btrfs_corrupt.py IMG leaf-item-size BYTENR SLOT VALUE   (an item's size field; data stays put)
+  btrfs_corrupt.py IMG item-u64 TREE OID TYPE OFF POS VALUE (8 bytes at POS in that item's data)
+  btrfs_corrupt.py IMG item-u32 TREE OID TYPE OFF POS VALUE (4 bytes at POS in that item's data)
+  btrfs_corrupt.py IMG item-flip TREE OID TYPE OFF POS     (invert the byte at POS in that item's data)
+  btrfs_corrupt.py IMG item-key-offset TREE OID TYPE OFF VALUE (that item's key offset)
+  btrfs_corrupt.py IMG item-size TREE OID TYPE OFF VALUE  (that item's size field; data stays put)
+  btrfs_corrupt.py IMG delete-item TREE OID TYPE OFF      (remove an item from its leaf; not the
+                                                           first item of a leaf below a node)
+  btrfs_corrupt.py IMG fst-drop-orphans                   (remove the free space tree items that
+                                                           mkfs.btrfs < 6.16.1 leaves below the
+                                                           first chunk)
+  btrfs_corrupt.py IMG super-u64 POS VALUE               (8 bytes at POS, every superblock copy)
+  btrfs_corrupt.py IMG logical-flip LOGICAL               (invert one byte, every copy)
 
 Item edits by exact key (TREE OBJ TYPE OFF; the leaf is rebuilt, so keys may
 change order; the first key of a leaf must stay the same unless the leaf is
@@ -168,6 +182,35 @@ class Image:
         self.walk(self.tree_root(tree), fn)
         if not done:
             sys.exit("item not found")
+
+    def delete_items(self, tree, match):
+        """Removes every item for which match(oid, typ, off) holds from the
+        leaves of tree (one leaf rewrite per leaf); returns how many."""
+        count = [0]
+
+        def fn(blk, items):
+            gone = [i for i, (o, t, f, d, z) in enumerate(items) if match(o, t, f)]
+            if not gone:
+                return False
+            for i in reversed(gone):
+                nr = struct.unpack_from("<I", blk, 96)[0]
+                _, _, _, doff, size = Image.items(blk)[i]
+                low = min(d for (_, _, _, d, _) in Image.items(blk)) if nr else doff
+                # Item data grows down from the end: the data of later items
+                # (below this one) moves up by `size`.
+                blk[low + size:doff + size] = blk[low:doff]
+                blk[low:low + size] = bytes(size)
+                for j in range(i + 1, nr):
+                    o = HDR + 25 * j + 17
+                    struct.pack_into("<I", blk, o, struct.unpack_from("<I", blk, o)[0] + size)
+                blk[HDR + 25 * i:HDR + 25 * (nr - 1)] = blk[HDR + 25 * (i + 1):HDR + 25 * nr]
+                blk[HDR + 25 * (nr - 1):HDR + 25 * nr] = bytes(25)
+                struct.pack_into("<I", blk, 96, nr - 1)
+                count[0] += 1
+            self.write_block(struct.unpack_from("<Q", blk, 48)[0], blk)
+            return False
+        self.walk(self.tree_root(tree), fn)
+        return count[0]
 
     def bg_tree(self):
         compat_ro = struct.unpack_from("<Q", self.sb, 180)[0]
@@ -345,6 +388,52 @@ def main(argv):
                 struct.pack_into("<Q", sb, 96, args[0])
                 sb[200] = args[1]
                 img.write_super(off, sb)
+    elif op in ("leaf-key-offset", "leaf-item-size"):
+        blk = img.read_block(args[0])
+        if op == "leaf-key-offset":
+            struct.pack_into("<Q", blk, HDR + 25 * args[1] + 9, args[2])
+        else:
+            struct.pack_into("<I", blk, HDR + 25 * args[1] + 21, args[2])
+        img.write_block(args[0], blk)
+    elif op in ("item-u64", "item-u32"):
+        fmt = "<Q" if op == "item-u64" else "<I"
+
+        def edit(blk, doff, size):
+            struct.pack_into(fmt, blk, doff + args[4], args[5])
+        img.edit_item(args[0], lambda o, t, f: (o, t, f) == (args[1], args[2], args[3]), edit)
+    elif op == "item-flip":
+        def edit(blk, doff, size):
+            blk[doff + args[4]] ^= 0xFF
+        img.edit_item(args[0], lambda o, t, f: (o, t, f) == (args[1], args[2], args[3]), edit)
+    elif op in ("item-key-offset", "item-size"):
+        def fn(blk, items):
+            for i, (o, t, f, d, z) in enumerate(items):
+                if (o, t, f) == tuple(args[1:4]):
+                    if op == "item-key-offset":
+                        struct.pack_into("<Q", blk, HDR + 25 * i + 9, args[4])
+                    else:
+                        struct.pack_into("<I", blk, HDR + 25 * i + 21, args[4])
+                    img.write_block(struct.unpack_from("<Q", blk, 48)[0], blk)
+                    return True
+            return False
+        if not img.walk(img.tree_root(args[0]), fn):
+            sys.exit("item not found")
+    elif op == "delete-item":
+        if img.delete_items(args[0], lambda o, t, f: (o, t, f) == (args[1], args[2], args[3])) != 1:
+            sys.exit("item not found")
+    elif op == "fst-drop-orphans":
+        first = min(c[0] for c in img.chunks)
+        img.delete_items(10, lambda o, t, f: t in (198, 199, 200) and o < first)
+    elif op == "super-u64":
+        for off in img.supers():
+            sb = img.read(off, 4096)
+            if sb[64:72] == b"_BHRfS_M":
+                struct.pack_into("<Q", sb, args[0], args[1])
+                img.write_super(off, sb)
+    elif op == "logical-flip":
+        for p in img.physical(args[0]):
+            b = img.read(p, 1)
+            img.write(p, bytes([b[0] ^ 0xFF]))
     elif op == "find":
         def fn(blk, items):
             for (oid, typ, off, doff, size) in items:

@@ -1,0 +1,196 @@
+#include "check_prefetch.h"
+
+#include "csum.h"
+
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace btk {
+
+using namespace format;
+
+namespace {
+
+// Finished results waiting for the walk, at most (16 MiB at 16 KiB nodes).
+constexpr size_t kMaxFinished = 1024;
+// Blocks a worker reads with one system call at most.
+constexpr size_t kMaxRun = 32;
+
+}  // namespace
+
+BlockPrefetcher::BlockPrefetcher(const Filesystem& fs, unsigned threads) : fs_(fs) {
+    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+}
+
+BlockPrefetcher::~BlockPrefetcher() {
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
+    cv_work_.notify_all();
+    for (auto& t : workers_) t.join();
+}
+
+void BlockPrefetcher::want(std::span<const uint64_t> bytenrs) {
+    if (workers_.empty() || bytenrs.empty()) return;
+    {
+        std::lock_guard lk(mu_);
+        // Front of the queue, first child first: depth-first order.
+        for (size_t i = bytenrs.size(); i-- > 0;) {
+            if (!slots_.try_emplace(bytenrs[i]).second) continue;
+            queue_.push_front(bytenrs[i]);
+        }
+    }
+    cv_work_.notify_all();
+}
+
+BlockRead BlockPrefetcher::get(uint64_t bytenr) {
+    if (!workers_.empty()) {
+        std::unique_lock lk(mu_);
+        auto it = slots_.find(bytenr);
+        if (it != slots_.end()) {
+            if (it->second.state == State::queued) {
+                // Not started: read it here rather than wait behind the queue
+                // (the worker that pops it finds no slot and skips it).
+                slots_.erase(it);
+            } else {
+                cv_done_.wait(lk, [&] { return slots_.at(bytenr).state == State::done; });
+                it = slots_.find(bytenr);
+                BlockRead r = std::move(it->second.result);
+                slots_.erase(it);
+                --finished_;
+                lk.unlock();
+                cv_work_.notify_all();
+                return r;
+            }
+        }
+    }
+    return read_now(bytenr);
+}
+
+void BlockPrefetcher::work() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+        cv_work_.wait(lk, [&] { return stop_ || (!queue_.empty() && finished_ < kMaxFinished); });
+        if (stop_) return;
+        const uint64_t start = queue_.front();
+        queue_.pop_front();
+        auto it = slots_.find(start);
+        if (it == slots_.end() || it->second.state != State::queued) continue;
+        it->second.state = State::running;
+        // The queued blocks right after it in the queue and on disk.
+        size_t n = 1;
+        const uint64_t ns = fs_.nodesize();
+        while (n < kMaxRun && !queue_.empty() && queue_.front() == start + n * ns) {
+            auto next = slots_.find(queue_.front());
+            if (next == slots_.end() || next->second.state != State::queued) break;
+            next->second.state = State::running;
+            queue_.pop_front();
+            ++n;
+        }
+        lk.unlock();
+        std::vector<BlockRead> r = read_run(start, n);
+        lk.lock();
+        for (size_t i = 0; i < n; ++i) {
+            Slot& s = slots_.at(start + i * ns);
+            s.result = std::move(r[i]);
+            s.state = State::done;
+            ++finished_;
+        }
+        cv_done_.notify_all();
+    }
+}
+
+namespace {
+
+// Checksum, bytenr and fsid of one copy; sets cr.kind.
+void verify_copy(const Filesystem& fs, const uint8_t* buf, uint64_t bytenr, CopyRead& cr) {
+    const uint32_t ns = fs.nodesize();
+    const auto* h = reinterpret_cast<const header*>(buf);
+    uint8_t cs[32];
+    csum_compute(fs.csum_type(), {buf + CSUM_SIZE, ns - CSUM_SIZE}, cs);
+    if (std::memcmp(cs, h->csum, fs.csum_size()) != 0) {
+        cr.kind = CopyRead::csum;
+    } else if (h->bytenr != bytenr) {
+        cr.kind = CopyRead::bytenr;
+        cr.found_bytenr = h->bytenr;
+    } else if (std::memcmp(h->fsid, fs.metadata_fsid(), FSID_SIZE) != 0) {
+        cr.kind = CopyRead::fsid;
+    }
+}
+
+}  // namespace
+
+std::vector<BlockRead> BlockPrefetcher::read_run(uint64_t start, size_t count) const {
+    const uint32_t ns = fs_.nodesize();
+    std::vector<BlockRead> out(count);
+    auto one_by_one = [&] {
+        for (size_t i = 0; i < count; ++i) out[i] = read_now(start + i * ns);
+        return std::move(out);
+    };
+    const Chunk* c = fs_.chunk_map().find(start);
+    const uint64_t len = uint64_t(count) * ns;
+    if (count == 1 || !c || (c->type & (BLOCK_GROUP_RAID56_MASK | BLOCK_GROUP_RAID0 | BLOCK_GROUP_RAID10)) ||
+        start + len > c->logical + c->length)
+        return one_by_one();
+    const int copies = std::max(1, fs_.num_copies(start));
+    std::vector<std::unique_ptr<uint8_t[]>> bufs(count);
+    std::vector<iovec> iov(count);
+    for (int m = 0; m < copies; ++m) {
+        auto ranges = fs_.chunk_map().map(start, len, m);
+        if (!ranges || ranges->size() != 1) return one_by_one();
+        const PhysicalRange& r = ranges->front();
+        const Device* dev = fs_.device(r.devid);
+        if (!dev) continue;  // a missing device: not read (dev_missing says so once)
+        for (size_t i = 0; i < count; ++i) {
+            if (!bufs[i]) bufs[i] = std::make_unique_for_overwrite<uint8_t[]>(ns);
+            iov[i] = {bufs[i].get(), ns};
+        }
+        if (r.physical + len > dev->size() ||
+            ::preadv(dev->fd(), iov.data(), int(count), off_t(r.physical)) != ssize_t(len))
+            return one_by_one();  // let the single reads name the problem
+        for (size_t i = 0; i < count; ++i) {
+            CopyRead cr;
+            cr.mirror = m;
+            verify_copy(fs_, bufs[i].get(), start + i * ns, cr);
+            if (cr.kind == CopyRead::ok && !out[i].good) out[i].good = std::move(bufs[i]);
+            out[i].copies.push_back(std::move(cr));
+        }
+    }
+    return out;
+}
+
+BlockRead BlockPrefetcher::read_now(uint64_t bytenr) const {
+    BlockRead out;
+    const uint32_t ns = fs_.nodesize();
+    const Chunk* c = fs_.chunk_map().find(bytenr);
+    const bool raid56 = c && (c->type & BLOCK_GROUP_RAID56_MASK);
+    // RAID5/6: one copy, and copy 1 (the rebuild from parity) only when it fails.
+    const int copies = raid56 ? 1 : std::max(1, fs_.num_copies(bytenr));
+    for (int m = 0; m < copies || (raid56 && !out.good && m < 2); ++m) {
+        // Copies on a missing device are not read (dev_missing says so once).
+        auto ranges = fs_.chunk_map().map(bytenr, ns, m);
+        if (ranges) {
+            bool missing = false;
+            for (const auto& r : *ranges)
+                if (!fs_.device(r.devid)) missing = true;
+            if (missing && !(raid56 && m == 1)) continue;
+        }
+        auto buf = std::make_unique_for_overwrite<uint8_t[]>(ns);
+        CopyRead cr;
+        cr.mirror = m;
+        if (auto s = fs_.read_logical(bytenr, {buf.get(), ns}, m); !s) {
+            cr.kind = CopyRead::read_error;
+            cr.error = s.error().message;
+        } else {
+            verify_copy(fs_, buf.get(), bytenr, cr);
+        }
+        if (cr.kind == CopyRead::ok && !out.good) out.good = std::move(buf);
+        out.copies.push_back(std::move(cr));
+    }
+    return out;
+}
+
+}  // namespace btk

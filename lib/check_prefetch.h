@@ -1,0 +1,78 @@
+// Tree block reads for btk check: every copy of a block is read and verified
+// (checksum, bytenr, fsid), on worker threads ahead of the walk.
+//
+// The walk is depth first. When it is about to descend into a node it hands
+// the node's children to want(), in order; they go to the front of the work
+// queue, so the workers read what the walk needs next. get() returns a
+// finished result, or takes a queued block and reads it on the calling
+// thread (the walk never waits behind the queue), or waits for the one
+// worker reading it. A worker takes a run of queued blocks at consecutive
+// addresses at once (one system call per copy instead of one per block).
+// Finished but unclaimed results are bounded: workers pause when too many
+// wait. Reads bypass the filesystem's block cache.
+#pragma once
+
+#include "fs.h"
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace btk {
+
+// What reading one copy of a block gave.
+struct CopyRead {
+    enum Kind : uint8_t { ok, read_error, csum, bytenr, fsid } kind = ok;
+    int mirror = 0;
+    uint64_t found_bytenr = 0;  // for `bytenr`
+    std::string error;          // for `read_error`
+};
+
+struct BlockRead {
+    std::vector<CopyRead> copies;      // every copy read (copies on missing devices are not)
+    std::unique_ptr<uint8_t[]> good;   // the first copy that verified, or null
+};
+
+class BlockPrefetcher {
+public:
+    // threads == 0: no workers, every get() reads on the caller's thread.
+    BlockPrefetcher(const Filesystem& fs, unsigned threads);
+    ~BlockPrefetcher();
+    BlockPrefetcher(const BlockPrefetcher&) = delete;
+    BlockPrefetcher& operator=(const BlockPrefetcher&) = delete;
+
+    // Blocks the walk will get() soon, in the order it will.
+    void want(std::span<const uint64_t> bytenrs);
+    BlockRead get(uint64_t bytenr);
+    // Reads every copy of a block now (what the workers run).
+    BlockRead read_now(uint64_t bytenr) const;
+    // The same for `count` blocks at consecutive addresses: one vectored read
+    // per copy when they lie in one chunk without striping, else one by one.
+    std::vector<BlockRead> read_run(uint64_t start, size_t count) const;
+
+private:
+    enum class State : uint8_t { queued, running, done };
+    struct Slot {
+        State state = State::queued;
+        BlockRead result;
+    };
+    void work();
+
+    const Filesystem& fs_;
+    std::mutex mu_;
+    std::condition_variable cv_work_, cv_done_;
+    std::deque<uint64_t> queue_;
+    std::unordered_map<uint64_t, Slot> slots_;
+    size_t finished_ = 0;  // slots in state done
+    bool stop_ = false;
+    std::vector<std::thread> workers_;
+};
+
+}  // namespace btk
