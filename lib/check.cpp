@@ -1032,9 +1032,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
         return make_error(Errc::unsupported, "extent tree v2 filesystems are not supported");
     super_gen_ = sb.generation;
     extras_.start(*fs_);
-    // One reader per core besides the walk's own.
-    const unsigned hw = std::max(2u, std::thread::hardware_concurrency());
-    prefetch_ = std::make_unique<BlockPrefetcher>(*fs_, opts_.threads >= 0 ? unsigned(opts_.threads) : std::min(hw - 1, 8u));
+    prefetch_ = std::make_unique<BlockPrefetcher>(*fs_, opts_.threads >= 0 ? unsigned(opts_.threads) : default_readers());
     ns_ = fs_->nodesize();
     ss_ = fs_->sectorsize();
     sum_.fsid = uuid_str(sb.fsid);

@@ -4,6 +4,8 @@
 
 #include <sys/uio.h>
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <cstring>
 
@@ -19,6 +21,13 @@ constexpr size_t kMaxFinished = 1024;
 constexpr size_t kMaxRun = 32;
 
 }  // namespace
+
+unsigned default_readers() {
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    double load = 0;
+    if (getloadavg(&load, 1) != 1) load = 0;
+    return unsigned(std::clamp(cores - 1 - int(load), 0, 8));
+}
 
 BlockPrefetcher::BlockPrefetcher(const Filesystem& fs, unsigned threads) : fs_(fs) {
     for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });

@@ -42,6 +42,11 @@ struct BlockRead {
     std::unique_ptr<uint8_t[]> good;   // the first copy that verified, or null
 };
 
+// Reader threads for a machine: one per idle core besides the walk's (cores
+// minus one minus the 1-minute load average), at most 8. A reader on a busy
+// core only adds hand-over costs.
+unsigned default_readers();
+
 class BlockPrefetcher {
 public:
     // threads == 0: no workers; get() reads on the caller's thread (still a
