@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
     app.add_flag("-Q,--qgroup-report", o.qgroup_report, "Print the qgroup counts (verified whenever quotas are on)");
     app.add_option("-E,--subvol-extents", subvol_extents, "Print the extents of a subvolume and the roots sharing them");
     app.add_flag("-p,--progress", progress, "Show progress on standard error when it is a terminal");
+    app.add_option("--threads", o.threads, "Tree block reader threads besides the walk (default: one per idle core; 0: none)")
+        ->check(CLI::Range(0, 64));
     app.add_option("--format", format, "Output format")->check(CLI::IsMember({"text", "json"}));
     app.add_option("devices", devices, "Image files or devices of one filesystem")->required();
     o_super->excludes(o_backup);

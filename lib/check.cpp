@@ -1041,8 +1041,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
         return make_error(Errc::unsupported, "extent tree v2 filesystems are not supported");
     super_gen_ = sb.generation;
     extras_.start(*fs_);
-    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-    prefetch_ = std::make_unique<BlockPrefetcher>(*fs_, opts_.threads >= 0 ? unsigned(opts_.threads) : std::min(hw, 8u));
+    prefetch_ = std::make_unique<BlockPrefetcher>(*fs_, opts_.threads >= 0 ? unsigned(opts_.threads) : default_readers());
     ns_ = fs_->nodesize();
     ss_ = fs_->sectorsize();
     sum_.fsid = uuid_str(sb.fsid);

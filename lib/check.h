@@ -39,7 +39,7 @@ struct CheckOptions {
     std::optional<uint64_t> tree_root;   // use this root tree block
     size_t cache_bytes = 64ull << 20;
     bool check_data_csum = false;        // read and verify every checksummed data block
-    int threads = -1;                    // tree block readers besides the walk: -1 one per core, 0 none
+    int threads = -1;                    // tree block readers besides the walk: -1 one per idle core, 0 none
     bool qgroup_report = false;          // list every qgroup's counts (verified anyway when quotas are on)
     std::optional<uint64_t> subvol_extents;  // list the extents of this subvolume with their sharing
     // Called every few hundred tree blocks and at each phase change.

@@ -4,6 +4,8 @@
 
 #include <sys/uio.h>
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <cstring>
 
@@ -20,6 +22,13 @@ constexpr size_t kMaxRun = 32;
 
 }  // namespace
 
+unsigned default_readers() {
+    const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    double load = 0;
+    if (getloadavg(&load, 1) != 1) load = 0;
+    return unsigned(std::clamp(cores - 1 - int(load), 0, 8));
+}
+
 BlockPrefetcher::BlockPrefetcher(const Filesystem& fs, unsigned threads) : fs_(fs) {
     for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
 }
@@ -34,72 +43,95 @@ BlockPrefetcher::~BlockPrefetcher() {
 }
 
 void BlockPrefetcher::want(std::span<const uint64_t> bytenrs) {
-    if (workers_.empty() || bytenrs.empty()) return;
+    if (bytenrs.empty()) return;
+    bool wake = false;
     {
         std::lock_guard lk(mu_);
         // Front of the queue, first child first: depth-first order.
         for (size_t i = bytenrs.size(); i-- > 0;) {
             if (!slots_.try_emplace(bytenrs[i]).second) continue;
-            queue_.push_front(bytenrs[i]);
+            if (!workers_.empty()) queue_.push_front(bytenrs[i]);
         }
+        wake = idle_ > 0;
     }
-    cv_work_.notify_all();
+    if (wake) cv_work_.notify_all();
+}
+
+size_t BlockPrefetcher::take_run(uint64_t start) {
+    // Queued blocks at the addresses right after `start`, at most kMaxRun in all.
+    const uint64_t ns = fs_.nodesize();
+    size_t n = 1;
+    slots_.at(start).state = State::running;
+    while (n < kMaxRun) {
+        auto next = slots_.find(start + n * ns);
+        if (next == slots_.end() || next->second.state != State::queued) break;
+        next->second.state = State::running;
+        ++n;
+    }
+    return n;
+}
+
+void BlockPrefetcher::finish_run(uint64_t start, std::vector<BlockRead>& r, size_t skip) {
+    const uint64_t ns = fs_.nodesize();
+    for (size_t i = 0; i < r.size(); ++i) {
+        if (i == skip) continue;
+        Slot& s = slots_.at(start + i * ns);
+        s.result = std::move(r[i]);
+        s.state = State::done;
+        ++finished_;
+    }
 }
 
 BlockRead BlockPrefetcher::get(uint64_t bytenr) {
-    if (!workers_.empty()) {
-        std::unique_lock lk(mu_);
-        auto it = slots_.find(bytenr);
-        if (it != slots_.end()) {
-            if (it->second.state == State::queued) {
-                // Not started: read it here rather than wait behind the queue
-                // (the worker that pops it finds no slot and skips it).
-                slots_.erase(it);
-            } else {
-                cv_done_.wait(lk, [&] { return slots_.at(bytenr).state == State::done; });
-                it = slots_.find(bytenr);
-                BlockRead r = std::move(it->second.result);
-                slots_.erase(it);
-                --finished_;
-                lk.unlock();
-                cv_work_.notify_all();
-                return r;
-            }
-        }
+    std::unique_lock lk(mu_);
+    auto it = slots_.find(bytenr);
+    if (it == slots_.end()) {
+        lk.unlock();
+        return read_now(bytenr);
     }
-    return read_now(bytenr);
+    if (it->second.state == State::queued) {
+        // Not started: read it (and the queued blocks after it) here rather
+        // than wait behind the queue; workers skip what is no longer queued.
+        const size_t n = take_run(bytenr);
+        lk.unlock();
+        std::vector<BlockRead> r = read_run(bytenr, n);
+        BlockRead mine = std::move(r[0]);
+        lk.lock();
+        finish_run(bytenr, r, 0);
+        slots_.erase(bytenr);
+        return mine;
+    }
+    if (it->second.state != State::done) {
+        ++main_waiting_;
+        cv_done_.wait(lk, [&] { return slots_.at(bytenr).state == State::done; });
+        --main_waiting_;
+        it = slots_.find(bytenr);
+    }
+    BlockRead r = std::move(it->second.result);
+    slots_.erase(it);
+    const bool wake = finished_-- == kMaxFinished && idle_ > 0;
+    lk.unlock();
+    if (wake) cv_work_.notify_all();
+    return r;
 }
 
 void BlockPrefetcher::work() {
     std::unique_lock lk(mu_);
     for (;;) {
+        ++idle_;
         cv_work_.wait(lk, [&] { return stop_ || (!queue_.empty() && finished_ < kMaxFinished); });
+        --idle_;
         if (stop_) return;
         const uint64_t start = queue_.front();
         queue_.pop_front();
         auto it = slots_.find(start);
         if (it == slots_.end() || it->second.state != State::queued) continue;
-        it->second.state = State::running;
-        // The queued blocks right after it in the queue and on disk.
-        size_t n = 1;
-        const uint64_t ns = fs_.nodesize();
-        while (n < kMaxRun && !queue_.empty() && queue_.front() == start + n * ns) {
-            auto next = slots_.find(queue_.front());
-            if (next == slots_.end() || next->second.state != State::queued) break;
-            next->second.state = State::running;
-            queue_.pop_front();
-            ++n;
-        }
+        const size_t n = take_run(start);
         lk.unlock();
         std::vector<BlockRead> r = read_run(start, n);
         lk.lock();
-        for (size_t i = 0; i < n; ++i) {
-            Slot& s = slots_.at(start + i * ns);
-            s.result = std::move(r[i]);
-            s.state = State::done;
-            ++finished_;
-        }
-        cv_done_.notify_all();
+        finish_run(start, r, SIZE_MAX);
+        if (main_waiting_) cv_done_.notify_all();
     }
 }
 
@@ -132,7 +164,7 @@ std::vector<BlockRead> BlockPrefetcher::read_run(uint64_t start, size_t count) c
     };
     const Chunk* c = fs_.chunk_map().find(start);
     const uint64_t len = uint64_t(count) * ns;
-    if (count == 1 || !c || (c->type & (BLOCK_GROUP_RAID56_MASK | BLOCK_GROUP_RAID0 | BLOCK_GROUP_RAID10)) ||
+    if (!c || (c->type & (BLOCK_GROUP_RAID56_MASK | BLOCK_GROUP_RAID0 | BLOCK_GROUP_RAID10)) ||
         start + len > c->logical + c->length)
         return one_by_one();
     const int copies = std::max(1, fs_.num_copies(start));

@@ -6,10 +6,12 @@
 // queue, so the workers read what the walk needs next. get() returns a
 // finished result, or takes a queued block and reads it on the calling
 // thread (the walk never waits behind the queue), or waits for the one
-// worker reading it. A worker takes a run of queued blocks at consecutive
+// worker reading it. A read takes a run of wanted blocks at consecutive
 // addresses at once (one system call per copy instead of one per block).
 // Finished but unclaimed results are bounded: workers pause when too many
-// wait. Reads bypass the filesystem's block cache.
+// wait. Reads bypass the filesystem's block cache. (Verifying copies in place
+// through a read-only mapping was tried: page faults and unmapping cost as
+// much as the copies they save.)
 #pragma once
 
 #include "fs.h"
@@ -40,9 +42,15 @@ struct BlockRead {
     std::unique_ptr<uint8_t[]> good;   // the first copy that verified, or null
 };
 
+// Reader threads for a machine: one per idle core besides the walk's (cores
+// minus one minus the 1-minute load average), at most 8. A reader on a busy
+// core only adds hand-over costs.
+unsigned default_readers();
+
 class BlockPrefetcher {
 public:
-    // threads == 0: no workers, every get() reads on the caller's thread.
+    // threads == 0: no workers; get() reads on the caller's thread (still a
+    // run of wanted blocks at once).
     BlockPrefetcher(const Filesystem& fs, unsigned threads);
     ~BlockPrefetcher();
     BlockPrefetcher(const BlockPrefetcher&) = delete;
@@ -64,6 +72,11 @@ private:
         BlockRead result;
     };
     void work();
+    // Under mu_: marks `start` and the queued blocks right after it running;
+    // returns how many.
+    size_t take_run(uint64_t start);
+    // Under mu_: stores the results of a run (all but index `skip`).
+    void finish_run(uint64_t start, std::vector<BlockRead>& r, size_t skip);
 
     const Filesystem& fs_;
     std::mutex mu_;
@@ -71,6 +84,8 @@ private:
     std::deque<uint64_t> queue_;
     std::unordered_map<uint64_t, Slot> slots_;
     size_t finished_ = 0;  // slots in state done
+    unsigned idle_ = 0;          // workers waiting for work
+    unsigned main_waiting_ = 0;  // get() waiting for a worker
     bool stop_ = false;
     std::vector<std::thread> workers_;
 };

@@ -83,6 +83,8 @@ fi
 rc=0
 run_target() {  # run_target NAME SECONDS MAX_LEN
     local name=$1 t=$2 maxlen=$3 c=$B/fuzz-corpus/$1 reg=$here/regressions/$1 log=$B/fuzz-$1.log
+    # The smoke run starts from the seeds alone (the long runs' corpus is large).
+    [ $smoke = 1 ] && c=$B/fuzz-smoke/$1 && rm -rf "$c"
     mkdir -p "$c" "$B/artifacts/$1"
     # Regressions first: each must run cleanly.
     if ls "$reg"/* >/dev/null 2>&1; then

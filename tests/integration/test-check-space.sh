@@ -11,7 +11,8 @@
 #  (b) the v1 space cache of the corpus image fsv1-space-cache: clean, then a
 #      stale cache generation, a damaged cache page and a wrong entry count
 #      each give their warning (never an error);
-#  (c) -s N, --backup, --tree-root on the fixture base image;
+#  (c) -s N, --backup, --tree-root on the fixture base image; the same
+#      findings with any number of reader threads;
 #  (d) -p: a progress line on a terminal (script(1) gives a pty), nothing
 #      when standard error is not a terminal.
 # Usage: test-check-space.sh CMDS_DIR
@@ -232,6 +233,15 @@ if command -v mkfs.btrfs >/dev/null && command -v python3 >/dev/null; then
         python3 "$CORRUPT" "$T/b2.img" block-csum "$root" 1
         run_check "$T/b2.img"
         expect 1 "check-space bad root tree block without --backup" "^ERROR: tree root: tree block $root copy 1: checksum mismatch"
+        # The reader threads do not change the output (a damaged image: findings in walk order).
+        "$BTK" --threads 0 "$T/b2.img" >"$T/t0" 2>&1
+        "$BTK" --threads 3 "$T/b2.img" >"$T/t3" 2>&1
+        if cmp -s "$T/t0" "$T/t3" && cmp -s "$T/t0" "$T/out"; then
+            ok "check-space --threads 0 / 3 / default: same output"
+        else
+            diff "$T/t0" "$T/t3" >"$T/diff"
+            bad "check-space --threads changes the output" "$T/diff"
+        fi
         run_check --backup "$T/b2.img"
         if [ $rc = 0 ] && ! grep -q "tree block $root" "$T/out"; then
             ok "check-space --backup skips the bad newest backup (same block) and uses the next one"

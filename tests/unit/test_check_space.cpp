@@ -72,6 +72,7 @@ TEST_CASE("check: a btk mkfs image is clean, free space tree included") {
     CheckOptions co;
     co.qgroup_report = true;
     co.subvol_extents = 5;
+    co.threads = 2;
     auto s = check_filesystem({img}, co, [&](const Finding& f) { found.push_back(f.text_line()); });
     REQUIRE(s.ok());
     CHECK_MESSAGE(found.empty(), (found.empty() ? "" : found[0]));
