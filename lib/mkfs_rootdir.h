@@ -67,7 +67,7 @@ struct RootdirOptions {
     uint64_t generation = 1;
     uint32_t max_inline = 2048;                // the kernel's max_inline default
     unsigned threads = 0;                      // workers; 0: one per CPU
-    uint64_t window_bytes = 64ULL << 20;       // file data in flight at most (approximately)
+    uint64_t window_bytes = 16ULL << 20;       // file data in flight at most (approximately)
     // Uuid of a new subvolume (random unless the caller wants reproducible
     // output); unset: random.
     std::function<void(uint64_t subvol_id, uint8_t out[16])> make_uuid;

@@ -14,6 +14,7 @@
 #include "mkfs_rootdir_impl.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 namespace btk {
 
@@ -34,26 +36,90 @@ using namespace rootdir;
 namespace {
 
 constexpr uint64_t PLAIN_WINDOW = 1ULL << 20;
-constexpr uint64_t WRITE_BATCH = 8ULL << 20;   // bytes per DataSpace::write call at most
+constexpr uint64_t WRITE_BATCH = 4ULL << 20;   // bytes per DataSpace::write call at most
 constexpr size_t MAX_QUEUED_JOBS = 4096;        // many small files: bound the bookkeeping
-constexpr size_t MAX_QUEUED_WRITES = 4;
+constexpr size_t MAX_QUEUED_WRITES = 2;
 
 uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-// Bytes of file data alive in the pipeline (queued jobs, buffers not yet
-// written), shared by the threads.
-struct Budget {
+// Data buffers: mapped pages (aligned, so that the data space may write them
+// with O_DIRECT), recycled through free lists per power-of-two size up to
+// `keep` bytes, so that memory stays bounded (malloc would scatter them over
+// per-thread arenas) and few pages are faulted in anew.
+// `bytes` counts the file data alive in the pipeline (queued jobs, buffers not
+// yet written): the producer keeps it under the window.
+class BufferPool {
+public:
+    explicit BufferPool(uint64_t keep) : keep_(keep) {}
+    ~BufferPool() {
+        for (size_t c = 0; c < free_.size(); ++c)
+            for (void* p : free_[c]) munmap(p, MIN << c);
+    }
     std::atomic<int64_t> bytes{0};
+
+    // A buffer of capacity >= n; returns its class index.
+    std::pair<uint8_t*, int> get(size_t n) {
+        int c = 0;
+        while ((MIN << c) < n) ++c;
+        if (c < MAPPED) {
+            bytes += int64_t(MIN << c);
+            void* p = std::aligned_alloc(MIN, MIN << c);
+            if (!p) throw std::bad_alloc();
+            return {static_cast<uint8_t*>(p), c};
+        }
+        {
+            // A free buffer of this class or up to two classes larger.
+            std::lock_guard l(mu_);
+            for (int k = c; k < c + 3 && k < int(free_.size()); ++k) {
+                if (free_[size_t(k)].empty()) continue;
+                void* p = free_[size_t(k)].back();
+                free_[size_t(k)].pop_back();
+                kept_ -= MIN << k;
+                bytes += int64_t(MIN << k);
+                return {static_cast<uint8_t*>(p), k};
+            }
+        }
+        bytes += int64_t(MIN << c);
+        void* p = mmap(nullptr, MIN << c, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        return {static_cast<uint8_t*>(p), c};
+    }
+    void put(uint8_t* p, int c) {
+        bytes -= int64_t(MIN << c);
+        if (c < MAPPED) return std::free(p);
+        {
+            std::lock_guard l(mu_);
+            if (kept_ + (MIN << c) <= keep_) {
+                if (size_t(c) >= free_.size()) free_.resize(size_t(c) + 1);
+                free_[size_t(c)].push_back(p);
+                kept_ += MIN << c;
+                return;
+            }
+        }
+        munmap(p, MIN << c);
+    }
+
+private:
+    static constexpr size_t MIN = 4096;
+    static constexpr int MAPPED = 4;  // classes from 64 KiB up are mapped and kept
+    std::mutex mu_;
+    std::vector<std::vector<void*>> free_;
+    uint64_t kept_ = 0, keep_;
 };
 
-// A data buffer; its bytes count in the budget until it is freed.
+// A data buffer from the pool (contents not initialized).
 struct Buffer {
-    std::vector<uint8_t> data;
-    Budget* budget = nullptr;
-    Buffer(size_t n, Budget* b) : data(n, 0), budget(b) { budget->bytes += int64_t(n); }
-    ~Buffer() { budget->bytes -= int64_t(data.size()); }
+    Buffer(size_t n, BufferPool* pool) : size(n), pool_(pool) { std::tie(data, class_) = pool->get(n); }
+    ~Buffer() { pool_->put(data, class_); }
     Buffer(const Buffer&) = delete;
     Buffer& operator=(const Buffer&) = delete;
+    std::span<uint8_t> span() const { return {data, size}; }
+    uint8_t* data = nullptr;
+    size_t size = 0;
+
+private:
+    BufferPool* pool_;
+    int class_ = 0;
 };
 using BufPtr = std::shared_ptr<Buffer>;
 
@@ -104,12 +170,12 @@ void sector_csums(const Options& o, std::span<const uint8_t> data, std::vector<u
 
 // Reads [off, off+len) (len a sector multiple) into a new buffer; bytes past
 // the end of the file read as zeroes.
-Result<BufPtr> read_range(int fd, const std::string& path, uint64_t off, uint64_t len, Budget* budget,
+Result<BufPtr> read_range(int fd, const std::string& path, uint64_t off, uint64_t len, BufferPool* budget,
                           uint64_t& bytes_read) {
     auto b = std::make_shared<Buffer>(size_t(len), budget);
     size_t done = 0;
     while (done < len) {
-        ssize_t r = pread(fd, b->data.data() + done, len - done, off_t(off + done));
+        ssize_t r = pread(fd, b->data + done, len - done, off_t(off + done));
         if (r < 0) {
             if (errno == EINTR) continue;
             return make_error(Errc::io, "cannot read {}: {}", path, std::strerror(errno));
@@ -117,25 +183,27 @@ Result<BufPtr> read_range(int fd, const std::string& path, uint64_t off, uint64_
         if (r == 0) break;
         done += size_t(r);
     }
+    std::memset(b->data + done, 0, len - done);
     bytes_read += done;
     return b;
 }
 
 // Compresses the real bytes of a piece (`real` <= piece.len); keeps the result
 // only if it saves at least a sector, as the kernel requires.
-void try_compress(const Options& o, Piece& p, uint64_t real, Budget* budget) {
-    auto c = compress(o.compress, std::span<const uint8_t>(p.raw->data.data(), real), o.ss, o.level);
+void try_compress(const Options& o, Piece& p, uint64_t real, BufferPool* budget) {
+    auto c = compress(o.compress, std::span<const uint8_t>(p.raw->data, real), o.ss, o.level);
     if (!c || round_up(c->size(), o.ss) + o.ss > p.len) {
         p.compress_failed = true;
         return;
     }
     p.comp = std::make_shared<Buffer>(size_t(round_up(c->size(), o.ss)), budget);
-    std::memcpy(p.comp->data.data(), c->data(), c->size());
+    std::memcpy(p.comp->data, c->data(), c->size());
+    std::memset(p.comp->data + c->size(), 0, p.comp->size - c->size());
     p.comp_len = c->size();
-    sector_csums(o, p.comp->data, p.comp_csums);
+    sector_csums(o, p.comp->span(), p.comp_csums);
 }
 
-void run_job(const Options& o, const RootdirModel& m, Job& j, Budget* budget) {
+void run_job(const Options& o, const RootdirModel& m, Job& j, BufferPool* budget) {
     const auto& in = m.inodes[j.inode];
     const bool sums = !(in.flags & INODE_NODATASUM);
     const bool may_compress = o.compress != COMPRESS_NONE && sums;
@@ -160,10 +228,10 @@ void run_job(const Options& o, const RootdirModel& m, Job& j, Budget* budget) {
         p.len = in.size;
         const bool plain_inline = in.size < o.ss && in.size <= o.max_inline;
         if (may_compress) {
-            auto c = compress(o.compress, std::span<const uint8_t>(p.raw->data.data(), in.size), o.ss, o.level);
+            auto c = compress(o.compress, std::span<const uint8_t>(p.raw->data, in.size), o.ss, o.level);
             if (c && c->size() <= o.max_inline && c->size() < o.ss) {
                 p.comp = std::make_shared<Buffer>(c->size(), budget);
-                std::memcpy(p.comp->data.data(), c->data(), c->size());
+                std::memcpy(p.comp->data, c->data(), c->size());
                 p.comp_len = c->size();
                 p.is_inline = true;
                 j.pieces.push_back(std::move(p));
@@ -175,7 +243,7 @@ void run_job(const Options& o, const RootdirModel& m, Job& j, Budget* budget) {
             p.is_inline = true;
         } else {
             p.len = o.ss;
-            if (sums) sector_csums(o, p.raw->data, p.raw_csums);
+            if (sums) sector_csums(o, p.raw->span(), p.raw_csums);
         }
         j.pieces.push_back(std::move(p));
         return;
@@ -213,7 +281,7 @@ void run_job(const Options& o, const RootdirModel& m, Job& j, Budget* budget) {
         p.raw = std::move(*r);
         // The kernel does not compress a lone sector that is not the whole file.
         if (j.kind == JobKind::compress && p.len > o.ss) try_compress(o, p, std::min(e, in.size) - s, budget);
-        if (!p.comp && sums) sector_csums(o, p.raw->data, p.raw_csums);
+        if (!p.comp && sums) sector_csums(o, p.raw->span(), p.raw_csums);
         j.pieces.push_back(std::move(p));
     }
     close(fd);
@@ -222,8 +290,8 @@ void run_job(const Options& o, const RootdirModel& m, Job& j, Budget* budget) {
 // Workers and the writer thread.
 class Pool {
 public:
-    Pool(const Options& o, const RootdirModel& m, DataSpace& space, unsigned nworkers)
-        : o_(o), m_(m), space_(space) {
+    Pool(const Options& o, const RootdirModel& m, DataSpace& space, BufferPool& bufs, unsigned nworkers)
+        : bufs_(bufs), o_(o), m_(m), space_(space) {
         for (unsigned i = 0; i < nworkers; ++i) workers_.emplace_back([this] { work(); });
         writer_ = std::thread([this] { write_loop(); });
     }
@@ -237,8 +305,6 @@ public:
         for (auto& t : workers_) t.join();
         writer_.join();
     }
-
-    Budget budget;
 
     void submit(Job* j) {
         {
@@ -285,7 +351,7 @@ private:
                 j = queue_.front();
                 queue_.pop_front();
             }
-            run_job(o_, m_, *j, &budget);
+            run_job(o_, m_, *j, &bufs_);
             {
                 std::lock_guard l(mu_);
                 j->done = true;
@@ -315,6 +381,7 @@ private:
         }
     }
 
+    BufferPool& bufs_;
     const Options& o_;
     const RootdirModel& m_;
     DataSpace& space_;
@@ -333,7 +400,7 @@ private:
 class Populator {
 public:
     Populator(const RootdirModel& m, DataSpace& space, ItemSink& sink)
-        : m_(m), space_(space), enc_(m, sink) {
+        : m_(m), space_(space), enc_(m, sink), bufs_(m.opts.window_bytes / 2) {
         const auto& mo = m.opts;
         o_.ss = mo.sectorsize;
         o_.csum_type = mo.csum_type;
@@ -342,7 +409,7 @@ public:
         o_.level = mo.compress_level;
         o_.max_inline = max_inline(mo);
         unsigned n = mo.threads ? mo.threads : std::max(1u, std::thread::hardware_concurrency());
-        pool_ = std::make_unique<Pool>(o_, m, space, n);
+        pool_ = std::make_unique<Pool>(o_, m, space, bufs_, n);
     }
 
     Result<RootdirResult> run() {
@@ -373,7 +440,7 @@ private:
         const uint64_t window = m_.opts.window_bytes;
         while (prod_inode_ < m_.inodes.size()) {
             if (!(need && jobs_.empty()) &&
-                (uint64_t(std::max<int64_t>(0, pool_->budget.bytes.load())) >= window ||
+                (uint64_t(std::max<int64_t>(0, bufs_.bytes.load())) >= window ||
                  jobs_.size() >= MAX_QUEUED_JOBS))
                 return;
             const auto& in = m_.inodes[prod_inode_];
@@ -402,7 +469,7 @@ private:
                 ++prod_inode_;
             }
             j->charge = int64_t(j->len);
-            pool_->budget.bytes += j->charge;
+            bufs_.bytes += j->charge;
             pool_->submit(j.get());
             jobs_.push_back(std::move(j));
             need = false;
@@ -430,7 +497,7 @@ private:
         std::unique_ptr<Job> j = std::move(jobs_.front());
         jobs_.pop_front();
         pool_->wait(j.get());
-        pool_->budget.bytes -= j->charge;
+        bufs_.bytes -= j->charge;
         produce(false);
         if (j->error) return *j->error;
         res_.bytes_read += j->bytes_read;
@@ -490,7 +557,7 @@ private:
             e.ram_bytes = in.size;
             const Buffer& b = p.comp ? *p.comp : *p.raw;
             e.compression = p.comp ? o_.compress : COMPRESS_NONE;
-            e.inline_data.assign(b.data.begin(), b.data.begin() + ptrdiff_t(p.comp ? p.comp_len : in.size));
+            e.inline_data.assign(b.data, b.data + (p.comp ? p.comp_len : in.size));
             if (p.compress_failed) file_.nocompress = true;
             if (p.comp) res_.uses_compression = true;
             extents.push_back(std::move(e));
@@ -506,7 +573,7 @@ private:
         if (p.compress_failed) file_.nocompress = true;
         if (p.comp && !file_.nocompress) {
             BTK_TRY(close_extent(extents));
-            const uint64_t disk = p.comp->data.size();
+            const uint64_t disk = p.comp->size;
             BTK_ASSIGN(DataRange r, space_.reserve(disk, disk));
             if (r.length != disk)
                 return make_error(Errc::invalid_argument, "data space handed out {} bytes, {} asked", r.length, disk);
@@ -529,7 +596,7 @@ private:
         }
         // Plain data: extend the open extent while it stays contiguous.
         const bool sums = !(in.flags & INODE_NODATASUM);
-        if (sums && p.raw_csums.empty()) sector_csums(o_, p.raw->data, p.raw_csums);
+        if (sums && p.raw_csums.empty()) sector_csums(o_, p.raw->span(), p.raw_csums);
         if (file_.open && file_.end != p.file_off) BTK_TRY(close_extent(extents));
         uint64_t done = 0;
         while (done < p.len) {
@@ -586,7 +653,7 @@ private:
             batch_.logical = r.logical;
             batch_run_ = r.run;
         }
-        batch_.pieces.push_back({b->data.data() + off, size_t(len)});
+        batch_.pieces.push_back({b->data + off, size_t(len)});
         if (batch_.keep.empty() || batch_.keep.back() != b) batch_.keep.push_back(b);
         batch_end_ = r.logical + len;
         return {};
@@ -612,6 +679,7 @@ private:
     const RootdirModel& m_;
     DataSpace& space_;
     ItemEncoder enc_;
+    BufferPool bufs_;  // outlives every buffer below
     Options o_;
     RootdirResult res_;
     File file_;
