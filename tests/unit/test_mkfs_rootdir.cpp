@@ -20,6 +20,7 @@
 #include "compress.h"
 #include "csum.h"
 #include "mkfs_rootdir.h"
+#include "write_tree.h"
 
 using namespace btk;
 using namespace btk::format;
@@ -530,4 +531,52 @@ TEST_CASE("rootdir: data larger than the space fails cleanly") {
     auto res = rootdir_populate(*m, space, sink);
     REQUIRE(!res.ok());
     CHECK(res.error().message.find("full") != std::string::npos);
+}
+
+TEST_CASE("TreeStreamBuilder builds what build_tree builds") {
+    for (uint32_t ns : {4096u, 16384u}) {
+        std::vector<TreeItem> items;
+        std::mt19937 r(ns);
+        for (uint64_t i = 0; i < 3000; ++i) {
+            // Some items big enough to get a leaf of their own.
+            size_t len = i % 500 == 7 ? ns - 200 : r() % 300;
+            items.push_back({Key{256 + i / 3, uint8_t(1 + i % 3), i}, std::vector<uint8_t>(len, uint8_t(i))});
+        }
+        TreeBuildOptions o;
+        o.nodesize = ns;
+        o.owner = 5;
+        auto run_build = [&](bool stream) {
+            uint64_t next = 1 << 20;
+            std::vector<std::vector<uint8_t>> blocks;
+            auto alloc = [&](uint8_t) -> Result<uint64_t> { return (next += ns); };
+            auto sink = [&](std::vector<uint8_t>&& b) -> Status {
+                blocks.push_back(std::move(b));
+                return {};
+            };
+            if (!stream) {
+                auto t = build_tree(o, items, alloc, sink);
+                REQUIRE(t.ok());
+                return std::pair{blocks, t->root};
+            }
+            TreeStreamBuilder b(o, alloc, sink);
+            for (const auto& it : items) REQUIRE(b.add(it.key, it.data).ok());
+            auto t = b.finish();
+            REQUIRE(t.ok());
+            return std::pair{blocks, t->root};
+        };
+        auto a = run_build(false), b = run_build(true);
+        CHECK(a.first.size() > 10);
+        CHECK(a == b);
+        auto plan = plan_tree(o, items);
+        REQUIRE(plan.ok());
+        CHECK(plan->total == a.first.size());
+    }
+    // Out of order and oversized items are refused.
+    TreeBuildOptions o;
+    TreeStreamBuilder b(o, [](uint8_t) -> Result<uint64_t> { return uint64_t(1 << 20); },
+                        [](std::vector<uint8_t>&&) -> Status { return {}; });
+    std::vector<uint8_t> d(10);
+    CHECK(b.add({300, 1, 0}, d).ok());
+    CHECK(!b.add({299, 1, 0}, d).ok());
+    CHECK(!b.add({400, 1, 0}, std::vector<uint8_t>(20000)).ok());
 }
