@@ -23,12 +23,17 @@
 // caller makes them with rootdir_root_item().
 #pragma once
 
+#include "chunk.h"
+#include "device.h"
 #include "format.h"
 #include "key.h"
 #include "result.h"
+#include "write_tree.h"
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -194,6 +199,65 @@ struct RootdirResult {
 // Reads the data and emits the items (see the file comment). Source files
 // that cannot be read fail the whole run with their path.
 Result<RootdirResult> rootdir_populate(const RootdirModel& model, DataSpace& space, ItemSink& sink);
+
+// A DataSpace over data chunks: hands out `runs` (free logical ranges, in
+// allocation order; chunk ends and superblock stripes split them) front to
+// back and writes through the chunk map to every copy, coalescing what is
+// contiguous on a device into one pwritev. Devices are written with O_DIRECT
+// where they allow it (buffers are page aligned, lengths sector multiples),
+// else through their buffered descriptor. RAID5/6 chunks go to `parity_write`
+// (which computes parity), or fail if it is unset.
+class ChunkDataSpace : public DataSpace {
+public:
+    ChunkDataSpace(std::vector<std::pair<uint64_t, uint64_t>> runs, const ChunkMap& map,
+                   std::map<uint64_t, Device*> devices,
+                   std::function<Status(uint64_t logical, std::span<const uint8_t>)> parity_write = {});
+    ~ChunkDataSpace() override;
+    ChunkDataSpace(const ChunkDataSpace&) = delete;
+    ChunkDataSpace& operator=(const ChunkDataSpace&) = delete;
+
+    Result<DataRange> reserve(uint64_t want, uint64_t min_len) override;
+    Status write(uint64_t logical, std::span<const std::span<const uint8_t>> pieces) override;
+    uint64_t write_calls() const noexcept { return calls_; }
+    uint64_t bytes_written() const noexcept { return written_; }
+
+private:
+    Status write_fd(uint64_t devid, uint64_t physical, std::span<const std::span<const uint8_t>> pieces,
+                    uint64_t len);
+    std::vector<std::pair<uint64_t, uint64_t>> runs_;
+    size_t cur_ = 0;
+    uint64_t used_ = 0;
+    const ChunkMap& map_;
+    std::map<uint64_t, Device*> devices_;
+    std::map<uint64_t, int> direct_;  // devid -> O_DIRECT descriptor (-1: none)
+    std::function<Status(uint64_t, std::span<const uint8_t>)> parity_write_;
+    uint64_t calls_ = 0, written_ = 0;
+};
+
+// Free logical ranges of [start, start+length) without the `excluded` ranges
+// (superblock stripes), shorter pieces than `min` dropped.
+std::vector<std::pair<uint64_t, uint64_t>> rootdir_runs(uint64_t start, uint64_t length,
+                                                        const std::vector<std::pair<uint64_t, uint64_t>>& excluded,
+                                                        uint64_t min);
+
+// An ItemSink for mkfs: subvolume trees (FS_TREE and ids from 256) are built
+// as their items arrive (TreeStreamBuilder: blocks from `alloc`, to `sink`),
+// the items of other trees are kept for the caller.
+class StreamingTreeSink : public ItemSink {
+public:
+    StreamingTreeSink(std::function<TreeBuildOptions(uint64_t tree)> opts,
+                      std::function<Result<uint64_t>(uint64_t tree, uint8_t level)> alloc, BlockSink sink);
+    Status add(uint64_t tree, const Key& key, std::span<const uint8_t> data) override;
+    // Finishes the subvolume trees: tree id -> what was built.
+    Result<std::map<uint64_t, BuiltTree>> finish();
+    std::map<uint64_t, std::vector<TreeItem>> kept;
+
+private:
+    std::function<TreeBuildOptions(uint64_t)> opts_;
+    std::function<Result<uint64_t>(uint64_t, uint8_t)> alloc_;
+    BlockSink sink_;
+    std::map<uint64_t, std::unique_ptr<TreeStreamBuilder>> builders_;
+};
 
 // Root item of a subvolume made from the content (not the top level): the
 // caller fills in where its tree went.

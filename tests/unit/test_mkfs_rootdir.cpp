@@ -580,3 +580,63 @@ TEST_CASE("TreeStreamBuilder builds what build_tree builds") {
     CHECK(!b.add({299, 1, 0}, d).ok());
     CHECK(!b.add({400, 1, 0}, std::vector<uint8_t>(20000)).ok());
 }
+
+TEST_CASE("ChunkDataSpace: runs around superblock stripes, every DUP copy written") {
+    auto runs = rootdir_runs(1 << 20, 8 << 20, {{4 << 20, (4 << 20) + 65536}, {100 << 20, 101 << 20}}, 4096);
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[0] == std::pair<uint64_t, uint64_t>{1 << 20, 3 << 20});
+    CHECK(runs[1] == std::pair<uint64_t, uint64_t>{(4 << 20) + 65536, (5 << 20) - 65536});
+
+    TempDir d;
+    const std::string img = d.path + "/d.img";
+    {
+        int fd = open(img.c_str(), O_CREAT | O_RDWR, 0644);
+        REQUIRE(fd >= 0);
+        REQUIRE(ftruncate(fd, 64 << 20) == 0);
+        close(fd);
+    }
+    auto dev = Device::open(img, true);
+    REQUIRE(dev.ok());
+    // A DUP data chunk: logical 16 MiB, 8 MiB long, stripes at 20 and 40 MiB.
+    std::vector<uint8_t> ci(chunk_item_size(2), 0);
+    auto* c = reinterpret_cast<chunk*>(ci.data());
+    c->length = 8 << 20;
+    c->owner = EXTENT_TREE_OBJECTID;
+    c->stripe_len = 65536;
+    c->type = BLOCK_GROUP_DATA | BLOCK_GROUP_DUP;
+    c->io_align = 65536;
+    c->io_width = 65536;
+    c->sector_size = 4096;
+    c->num_stripes = 2;
+    c->sub_stripes = 1;
+    (&c->stripe)[0].devid = 1;
+    (&c->stripe)[0].offset = 20 << 20;
+    (&c->stripe)[1].devid = 1;
+    (&c->stripe)[1].offset = 40 << 20;
+    ChunkMap map;
+    REQUIRE(map.add(16 << 20, ci).ok());
+    ChunkDataSpace space({{16 << 20, 8 << 20}}, map, {{1, dev->get()}});
+    auto r = space.reserve(1 << 20, 4096);
+    REQUIRE(r.ok());
+    CHECK(r->logical == 16 << 20);
+    // Two page-aligned buffers written as one run.
+    void* a = std::aligned_alloc(4096, 1 << 20);
+    REQUIRE(a != nullptr);
+    std::memset(a, 0xab, 1 << 20);
+    std::vector<uint8_t> head(4096, 0);
+    std::span<const uint8_t> bufs[2] = {{static_cast<uint8_t*>(a), (1 << 20) - 8192},
+                                        {static_cast<uint8_t*>(a) + (1 << 20) - 8192, 8192}};
+    REQUIRE(space.write(16 << 20, bufs).ok());
+    std::free(a);
+    auto disk = slurp(img);
+    for (uint64_t at : {uint64_t(20) << 20, uint64_t(40) << 20}) {
+        CHECK(disk[at] == 0xab);
+        CHECK(disk[at + (1 << 20) - 1] == 0xab);
+        CHECK(disk[at + (1 << 20)] == 0);
+    }
+    CHECK(space.write_calls() == 2);
+    auto big = space.reserve(100 << 20, 4096);
+    REQUIRE(big.ok());
+    CHECK(big->length == (7 << 20));
+    CHECK(!space.reserve(4096, 4096).ok());
+}
