@@ -14,6 +14,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 
 namespace btk {
@@ -183,6 +186,265 @@ int RootdirModel::default_subvol() const {
 
 namespace {
 
+// What the scan needs of one directory entry besides its name and stat.
+struct EntryExtras {
+    std::string xattrs;         // encoded as RootdirModel::xattrs() reads them
+    std::string target;         // symlink target
+    uint64_t data_bound = 0;    // regular files: sector-rounded data bytes
+    uint64_t segments = 1;      // data ranges
+    uint32_t scan_flags = 0;    // F_SPARSE, F_NODATA
+};
+
+// One directory read: entries in name order with their stat and extras.
+struct Listing {
+    std::vector<std::string> names;
+    std::vector<struct stat> stats;
+    std::vector<EntryExtras> extras;
+};
+
+// Reads the xattrs of `path` (not following symlinks).
+Status read_xattrs(const RootdirOptions& o, const std::string& path, const std::string& rel, std::string& out) {
+    const size_t max_item = max_item_data_size(o.nodesize);
+    std::vector<char> list(256), val(256);
+    ssize_t n;
+    for (;;) {
+        n = llistxattr(path.c_str(), list.data(), list.size());
+        if (n >= 0) break;
+        if (errno == ENOTSUP) return {};
+        if (errno != ERANGE) return make_error(Errc::io, "cannot list xattrs of {}: {}", path, std::strerror(errno));
+        n = llistxattr(path.c_str(), nullptr, 0);
+        if (n < 0) return make_error(Errc::io, "cannot list xattrs of {}: {}", path, std::strerror(errno));
+        list.resize(size_t(n) + 1);
+    }
+    for (ssize_t p = 0; p < n;) {
+        const std::string name(list.data() + p);
+        p += ssize_t(name.size()) + 1;
+        if (name.empty()) continue;
+        ssize_t v;
+        for (;;) {
+            v = lgetxattr(path.c_str(), name.c_str(), val.data(), val.size());
+            if (v >= 0) break;
+            if (errno == ENODATA) break;  // removed meanwhile
+            if (errno != ERANGE)
+                return make_error(Errc::io, "cannot read xattr {} of {}: {}", name, path, std::strerror(errno));
+            v = lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+            if (v < 0) return make_error(Errc::io, "cannot read xattr {} of {}: {}", name, path, std::strerror(errno));
+            val.resize(size_t(v) + 1);
+        }
+        if (v < 0) continue;
+        if (name.size() > NAME_LEN || sizeof(dir_item) + name.size() + size_t(v) > max_item)
+            return bad(fmt::format("xattr {} of '{}' ({} bytes) is too large for nodesize {}", name,
+                                   rel.empty() ? "." : rel, v, o.nodesize));
+        char hdr[6];
+        hdr[0] = char(name.size() & 0xff);
+        hdr[1] = char(name.size() >> 8);
+        store_le32(hdr + 2, uint32_t(v));
+        out.append(hdr, 6);
+        out.append(name);
+        out.append(val.data(), size_t(v));
+    }
+    return {};
+}
+
+// Data bytes of a regular file (sector-rounded data ranges), from
+// SEEK_DATA/SEEK_HOLE when its allocated blocks do not cover its size.
+void data_layout(const RootdirOptions& o, const std::string& path, const struct stat& st, EntryExtras& x) {
+    const uint64_t ss = o.sectorsize;
+    const uint64_t size = uint64_t(st.st_size);
+    x.data_bound = (size + ss - 1) / ss * ss;
+    x.segments = 1;
+    if (uint64_t(st.st_blocks) * 512 >= size) return;
+    int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;  // populate reports it
+    uint64_t total = 0, prev_end = 0, segments = 0;
+    off_t pos = 0;
+    int err = 0;
+    for (;;) {
+        off_t d = lseek(fd, pos, SEEK_DATA);
+        if (d < 0) {
+            err = errno;
+            break;
+        }
+        off_t h = lseek(fd, d, SEEK_HOLE);
+        if (h < 0) h = off_t(size);
+        uint64_t s = std::max(uint64_t(d) / ss * ss, prev_end);
+        const uint64_t e = std::min<uint64_t>((uint64_t(h) + ss - 1) / ss * ss, x.data_bound);
+        if (e > s) {
+            total += e - s;
+            if (s != prev_end || segments == 0) ++segments;
+            prev_end = e;
+        }
+        if (uint64_t(h) >= size) break;
+        pos = h;
+    }
+    close(fd);
+    if (segments == 0 && err != ENXIO) return;  // no SEEK_DATA here: the file counts as dense
+    x.data_bound = total;
+    x.segments = std::max<uint64_t>(segments, 1);
+    x.scan_flags |= RootdirModel::F_SPARSE | (total == 0 ? RootdirModel::F_NODATA : 0);
+}
+
+Status entry_extras(const RootdirOptions& o, const std::string& path, const std::string& rel, const struct stat& st,
+                    EntryExtras& x) {
+    BTK_TRY(read_xattrs(o, path, rel, x.xattrs));
+    if (S_ISLNK(st.st_mode)) {
+        std::vector<char> buf(size_t(std::max<off_t>(st.st_size, 255)) + 2);
+        ssize_t n;
+        for (;;) {
+            n = readlink(path.c_str(), buf.data(), buf.size());
+            if (n < 0) return make_error(Errc::io, "cannot read symlink {}: {}", path, std::strerror(errno));
+            if (size_t(n) < buf.size()) break;
+            buf.resize(buf.size() * 2);
+        }
+        if (uint64_t(n) > max_inline_data_size(o.nodesize) || n >= 4096)
+            return bad(fmt::format("symlink '{}' target of {} bytes is too long for nodesize {}", rel, n, o.nodesize));
+        x.target.assign(buf.data(), size_t(n));
+    } else if (S_ISREG(st.st_mode) && st.st_size > 0) {
+        data_layout(o, path, st, x);
+    }
+    return {};
+}
+
+std::string full_path(const RootdirOptions& o, const std::string& rel) {
+    return rel.empty() ? o.dir : o.dir + "/" + rel;
+}
+
+Result<Listing> read_listing(const RootdirOptions& o, const std::string& rel) {
+    const std::string path = full_path(o, rel);
+    // O_NOATIME: reading the source does not change it (when we own it or are root).
+    const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (rel.empty() ? 0 : O_NOFOLLOW);
+    int fd = open(path.c_str(), flags | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = open(path.c_str(), flags);
+    if (fd < 0) return make_error(Errc::io, "cannot open directory {}: {}", path, std::strerror(errno));
+    DIR* d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return make_error(Errc::io, "cannot read directory {}: {}", path, std::strerror(errno));
+    }
+    Listing l;
+    errno = 0;
+    while (struct dirent* e = readdir(d)) {
+        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+        l.names.emplace_back(e->d_name);
+    }
+    if (errno) {
+        const int err = errno;
+        closedir(d);
+        return make_error(Errc::io, "cannot read directory {}: {}", path, std::strerror(err));
+    }
+    std::sort(l.names.begin(), l.names.end());
+    l.stats.resize(l.names.size());
+    l.extras.resize(l.names.size());
+    for (size_t i = 0; i < l.names.size(); ++i) {
+        if (fstatat(fd, l.names[i].c_str(), &l.stats[i], AT_SYMLINK_NOFOLLOW) != 0) {
+            const int err = errno;
+            closedir(d);
+            return make_error(Errc::io, "cannot stat {}/{}: {}", path, l.names[i], std::strerror(err));
+        }
+        const std::string erel = rel.empty() ? l.names[i] : rel + "/" + l.names[i];
+        Status s = entry_extras(o, path + "/" + l.names[i], erel, l.stats[i], l.extras[i]);
+        if (!s) {
+            closedir(d);
+            return std::move(s).error();
+        }
+    }
+    closedir(d);
+    return l;
+}
+
+// Reads directories ahead of the scan on a few threads. Directories are
+// asked for in the order the depth-first walk meets them; the workers take
+// the most recently asked first (a stack), which is the order the walk needs
+// them, and stop when enough listings wait unclaimed.
+class ListingPool {
+public:
+    ListingPool(const RootdirOptions& o, unsigned n) : o_(o) {
+        for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { work(); });
+    }
+    ~ListingPool() {
+        {
+            std::lock_guard l(mu_);
+            stop_ = true;
+        }
+        cv_work_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    // Asks for the listings of `rels`, needed in this order.
+    void ahead(std::vector<std::string> rels) {
+        if (threads_.empty()) return;
+        {
+            std::lock_guard l(mu_);
+            for (auto it = rels.rbegin(); it != rels.rend(); ++it) {
+                auto t = std::make_shared<Task>();
+                t->rel = *it;
+                tasks_[*it] = t;
+                stack_.push_back(t);
+            }
+        }
+        cv_work_.notify_all();
+    }
+    // The listing of `rel`: read ahead, or read now.
+    Result<Listing> take(const std::string& rel) {
+        std::shared_ptr<Task> t;
+        {
+            std::unique_lock l(mu_);
+            auto it = tasks_.find(rel);
+            if (it != tasks_.end()) {
+                t = it->second;
+                tasks_.erase(it);
+                if (!t->started) t->started = true;  // not begun: read it here
+                else {
+                    cv_done_.wait(l, [&] { return t->result.has_value(); });
+                    --unclaimed_;
+                    cv_work_.notify_all();
+                    return std::move(*t->result);
+                }
+            }
+        }
+        return read_listing(o_, rel);
+    }
+
+private:
+    struct Task {
+        std::string rel;
+        bool started = false;
+        std::optional<Result<Listing>> result;
+    };
+    void work() {
+        for (;;) {
+            std::shared_ptr<Task> t;
+            {
+                std::unique_lock l(mu_);
+                cv_work_.wait(l, [&] {
+                    if (stop_) return true;
+                    while (!stack_.empty() && stack_.back()->started) stack_.pop_back();
+                    return !stack_.empty() && unclaimed_ < MAX_UNCLAIMED;
+                });
+                if (stop_) return;
+                t = stack_.back();
+                stack_.pop_back();
+                t->started = true;
+                ++unclaimed_;
+            }
+            auto r = read_listing(o_, t->rel);
+            {
+                std::lock_guard l(mu_);
+                t->result = std::move(r);
+            }
+            cv_done_.notify_all();
+        }
+    }
+    static constexpr size_t MAX_UNCLAIMED = 512;
+    const RootdirOptions& o_;
+    std::mutex mu_;
+    std::condition_variable cv_work_, cv_done_;
+    std::vector<std::shared_ptr<Task>> stack_;
+    std::unordered_map<std::string, std::shared_ptr<Task>> tasks_;
+    size_t unclaimed_ = 0;
+    bool stop_ = false;
+    std::vector<std::thread> threads_;
+};
+
 struct Scanner {
     const RootdirOptions& o;
     RootdirModel m;
@@ -211,96 +473,6 @@ struct Scanner {
         const uint32_t off = uint32_t(m.strings.size());
         m.strings.append(s);
         return off;
-    }
-
-    std::string full(const std::string& rel) const { return rel.empty() ? o.dir : o.dir + "/" + rel; }
-
-    // Reads the xattrs of `path` (not following symlinks) into the string arena.
-    Status read_xattrs(const std::string& path, const std::string& rel, uint32_t& off, uint32_t& len) {
-        off = uint32_t(m.strings.size());
-        len = 0;
-        std::vector<char> list(256), val(256);
-        ssize_t n;
-        for (;;) {
-            n = llistxattr(path.c_str(), list.data(), list.size());
-            if (n >= 0) break;
-            if (errno == ENOTSUP) return {};
-            if (errno != ERANGE) return make_error(Errc::io, "cannot list xattrs of {}: {}", path, std::strerror(errno));
-            n = llistxattr(path.c_str(), nullptr, 0);
-            if (n < 0) return make_error(Errc::io, "cannot list xattrs of {}: {}", path, std::strerror(errno));
-            list.resize(size_t(n) + 1);
-        }
-        for (ssize_t p = 0; p < n;) {
-            const std::string name(list.data() + p);
-            p += ssize_t(name.size()) + 1;
-            if (name.empty()) continue;
-            ssize_t v;
-            for (;;) {
-                v = lgetxattr(path.c_str(), name.c_str(), val.data(), val.size());
-                if (v >= 0) break;
-                if (errno == ENODATA) break;  // removed meanwhile
-                if (errno != ERANGE)
-                    return make_error(Errc::io, "cannot read xattr {} of {}: {}", name, path, std::strerror(errno));
-                v = lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
-                if (v < 0) return make_error(Errc::io, "cannot read xattr {} of {}: {}", name, path, std::strerror(errno));
-                val.resize(size_t(v) + 1);
-            }
-            if (v < 0) continue;
-            if (name.size() > NAME_LEN || sizeof(dir_item) + name.size() + size_t(v) > max_item)
-                return bad(fmt::format("xattr {} of '{}' ({} bytes) is too large for nodesize {}", name,
-                                       rel.empty() ? "." : rel, v, o.nodesize));
-            char hdr[6];
-            hdr[0] = char(name.size() & 0xff);
-            hdr[1] = char(name.size() >> 8);
-            store_le32(hdr + 2, uint32_t(v));
-            m.strings.append(hdr, 6);
-            m.strings.append(name);
-            m.strings.append(val.data(), size_t(v));
-        }
-        len = uint32_t(m.strings.size() - off);
-        return {};
-    }
-
-    // Data bytes of a regular file (sector-rounded data ranges), from
-    // SEEK_DATA/SEEK_HOLE when its allocated blocks do not cover its size.
-    Status data_layout(const std::string& path, const struct stat& st, RootdirModel::Inode& in,
-                       uint64_t& segments) {
-        const uint64_t ss = o.sectorsize;
-        const uint64_t size = uint64_t(st.st_size);
-        in.data_bound = (size + ss - 1) / ss * ss;
-        segments = 1;
-        if (uint64_t(st.st_blocks) * 512 >= size) return {};
-        int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) return make_error(Errc::io, "cannot open {}: {}", path, std::strerror(errno));
-        uint64_t total = 0, prev_end = 0;
-        segments = 0;
-        off_t pos = 0;
-        for (;;) {
-            off_t d = lseek(fd, pos, SEEK_DATA);
-            if (d < 0) break;  // ENXIO: no more data (or no SEEK_DATA: see below)
-            off_t h = lseek(fd, d, SEEK_HOLE);
-            if (h < 0) h = off_t(size);
-            uint64_t s = uint64_t(d) / ss * ss, e = std::min<uint64_t>((uint64_t(h) + ss - 1) / ss * ss,
-                                                                       in.data_bound);
-            s = std::max(s, prev_end);
-            if (e > s) {
-                total += e - s;
-                if (s != prev_end || segments == 0) ++segments;
-                prev_end = e;
-            }
-            if (uint64_t(h) >= size) break;
-            pos = h;
-        }
-        const int err = errno;
-        close(fd);
-        if (segments == 0 && total == 0 && err != ENXIO && err != 0) {
-            // lseek failed for another reason: treat the file as dense.
-            segments = 1;
-            return {};
-        }
-        in.data_bound = total;
-        in.scan_flags |= RootdirModel::F_SPARSE | (total == 0 ? RootdirModel::F_NODATA : 0);
-        return {};
     }
 
     bool inline_candidate(uint64_t size) const {
@@ -333,8 +505,8 @@ struct Scanner {
     // Creates the inode for a directory entry (or links to an earlier one).
     // Returns the inode index.
     // A subvolume's top directory (subvol_root) is objectid 256 of its tree.
-    Result<uint32_t> make_inode(const struct stat& st, uint32_t parent, uint32_t subvol, uint32_t name_idx,
-                                bool subvol_root, const std::string& rel, const std::string& path) {
+    Result<uint32_t> make_inode(const struct stat& st, const EntryExtras& x, uint32_t parent, uint32_t subvol,
+                                uint32_t name_idx, bool subvol_root, const std::string& rel) {
         const bool hardlinkable = !S_ISDIR(st.st_mode) && st.st_nlink > 1;
         LinkKey lk{uint64_t(st.st_dev), uint64_t(st.st_ino), subvol};
         if (hardlinkable) {
@@ -382,86 +554,45 @@ struct Scanner {
             if (f.nodatasum) in.flags |= INODE_NODATASUM;
             flag_used[it->second] = true;
         }
-        BTK_TRY(read_xattrs(path, rel, in.xattr_off, in.xattr_len));
-        uint64_t segments = 0;
+        in.xattr_off = add_string(x.xattrs);
+        in.xattr_len = uint32_t(x.xattrs.size());
         if (S_ISLNK(st.st_mode)) {
-            std::vector<char> buf(size_t(std::max<off_t>(st.st_size, 255)) + 2);
-            ssize_t n;
-            for (;;) {
-                n = readlink(path.c_str(), buf.data(), buf.size());
-                if (n < 0) return make_error(Errc::io, "cannot read symlink {}: {}", path, std::strerror(errno));
-                if (size_t(n) < buf.size()) break;
-                buf.resize(buf.size() * 2);
-            }
-            if (uint64_t(n) > max_inline_data_size(o.nodesize) || n >= 4096)
-                return bad(fmt::format("symlink '{}' target of {} bytes is too long for nodesize {}", rel, n,
-                                       o.nodesize));
-            in.str_off = add_string({buf.data(), size_t(n)});
-            in.str_len = uint32_t(n);
-            in.size = uint64_t(n);
+            in.str_off = add_string(x.target);
+            in.str_len = uint32_t(x.target.size());
+            in.size = x.target.size();
         } else if (S_ISREG(st.st_mode) && in.size > 0) {
             ++m.regular_files;
-            BTK_TRY(data_layout(path, st, in, segments));
+            in.data_bound = x.data_bound;
+            in.scan_flags |= x.scan_flags;
             if (inline_candidate(in.size) && in.data_bound > 0) {
                 ++m.inline_candidates;
                 in.data_bound = 0;
             }
             m.data_bound += in.data_bound;
         }
-        account_meta(in, segments);
+        account_meta(in, x.segments);
         const uint32_t idx = uint32_t(m.inodes.size());
         m.inodes.push_back(in);
         if (hardlinkable) links[lk] = {idx, name_idx};
         return idx;
     }
 
-    // Reads, sorts and stats one directory's entries into m.names.
-    Status list_dir(uint32_t dir, const std::string& rel, std::vector<struct stat>& stats) {
-        const std::string path = full(rel);
-        // O_NOATIME: reading the source does not change it (when we own it or are root).
-        const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (rel.empty() ? 0 : O_NOFOLLOW);
-        int fd = open(path.c_str(), flags | O_NOATIME);
-        if (fd < 0 && errno == EPERM) fd = open(path.c_str(), flags);
-        if (fd < 0) return make_error(Errc::io, "cannot open directory {}: {}", path, std::strerror(errno));
-        DIR* d = fdopendir(fd);
-        if (!d) {
-            close(fd);
-            return make_error(Errc::io, "cannot read directory {}: {}", path, std::strerror(errno));
-        }
-        std::vector<std::string> entries;
-        errno = 0;
-        while (struct dirent* e = readdir(d)) {
-            if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-            entries.emplace_back(e->d_name);
-        }
-        if (errno) {
-            const int err = errno;
-            closedir(d);
-            return make_error(Errc::io, "cannot read directory {}: {}", path, std::strerror(err));
-        }
-        std::sort(entries.begin(), entries.end());
-        stats.resize(entries.size());
+    // Adds a directory's names (from its listing) to m.names.
+    void add_names(uint32_t dir, const Listing& l) {
         auto& di = m.inodes[dir];
         di.entries_begin = uint32_t(m.names.size());
         uint64_t index = 2;
-        for (size_t i = 0; i < entries.size(); ++i) {
-            if (fstatat(fd, entries[i].c_str(), &stats[i], AT_SYMLINK_NOFOLLOW) != 0) {
-                const int err = errno;
-                closedir(d);
-                return make_error(Errc::io, "cannot stat {}/{}: {}", path, entries[i], std::strerror(err));
-            }
+        for (const auto& name : l.names) {
             RootdirModel::Name n;
             n.parent = dir;
-            n.off = add_string(entries[i]);
-            n.len = uint16_t(entries[i].size());
+            n.off = add_string(name);
+            n.len = uint16_t(name.size());
             n.index = index++;
             m.names.push_back(n);
-            di.dir_isize += 2 * entries[i].size();
-            m.meta_bytes += 2 * (sizeof(item) + sizeof(dir_item) + entries[i].size());
+            di.dir_isize += 2 * name.size();
+            m.meta_bytes += 2 * (sizeof(item) + sizeof(dir_item) + name.size());
         }
         di.entries_end = uint32_t(m.names.size());
-        closedir(d);
-        return {};
     }
 
     Status run() {
@@ -489,7 +620,9 @@ struct Scanner {
         RootdirModel::Subvol top;
         top.id = FS_TREE_OBJECTID;
         m.subvols.push_back(top);
-        BTK_ASSIGN(uint32_t root, make_inode(st, ~0u, 0, ~0u, true, "", o.dir));
+        EntryExtras top_extras;
+        BTK_TRY(read_xattrs(o, o.dir, "", top_extras.xattrs));
+        BTK_ASSIGN(uint32_t root, make_inode(st, top_extras, ~0u, 0, ~0u, true, ""));
         if (o.root_owner) {
             m.inodes[root].uid = o.root_owner->first;
             m.inodes[root].gid = o.root_owner->second;
@@ -500,17 +633,20 @@ struct Scanner {
             uint32_t dir;
             uint32_t next, end;
             size_t rel_len;
-            std::vector<struct stat> stats;
+            Listing listing;
         };
         std::vector<Frame> stack;
         std::string rel;
+        ListingPool pool(o, std::max(1u, std::thread::hardware_concurrency()));
         // rel_len: length of the parent's path, restored when the frame ends.
         auto enter = [&](uint32_t dir, size_t rel_len) -> Status {
-            Frame f{dir, 0, 0, rel_len, {}};
-            BTK_TRY(list_dir(dir, rel, f.stats));
-            f.next = m.inodes[dir].entries_begin;
-            f.end = m.inodes[dir].entries_end;
-            stack.push_back(std::move(f));
+            BTK_ASSIGN(Listing l, pool.take(rel));
+            std::vector<std::string> subdirs;
+            for (size_t i = 0; i < l.names.size(); ++i)
+                if (S_ISDIR(l.stats[i].st_mode)) subdirs.push_back(rel.empty() ? l.names[i] : rel + "/" + l.names[i]);
+            pool.ahead(std::move(subdirs));
+            add_names(dir, l);
+            stack.push_back(Frame{dir, m.inodes[dir].entries_begin, m.inodes[dir].entries_end, rel_len, std::move(l)});
             return {};
         };
         BTK_TRY(enter(root, 0));
@@ -522,7 +658,9 @@ struct Scanner {
                 continue;
             }
             const uint32_t ni = f.next++;
-            const struct stat est = f.stats[ni - m.inodes[f.dir].entries_begin];
+            const size_t li = ni - m.inodes[f.dir].entries_begin;
+            const struct stat est = f.listing.stats[li];
+            const EntryExtras extras = std::move(f.listing.extras[li]);
             const uint32_t dir = f.dir;
             const std::string erel = rel.empty() ? std::string(m.name(m.names[ni]))
                                                  : rel + "/" + std::string(m.name(m.names[ni]));
@@ -546,8 +684,7 @@ struct Scanner {
                 m.meta_bytes += 2 * (sizeof(item) + sizeof(root_ref) + m.names[ni].len) + sizeof(item) + 8 +
                                 sizeof(item) + sizeof(inode_ref) + 2;
             }
-            const std::string epath = full(erel);
-            BTK_ASSIGN(uint32_t child, make_inode(est, dir, subvol, ni, m.names[ni].subvol_entry, erel, epath));
+            BTK_ASSIGN(uint32_t child, make_inode(est, extras, dir, subvol, ni, m.names[ni].subvol_entry, erel));
             m.names[ni].child = child;
             if (!m.names[ni].subvol_entry) m.meta_bytes += sizeof(item) + sizeof(inode_ref) + m.names[ni].len;
             if (S_ISDIR(est.st_mode)) {
