@@ -143,6 +143,7 @@ struct Job {
     uint64_t off = 0, len = 0;  // file window
     int64_t charge = 0;         // budget taken when queued
     std::string path;
+    size_t dir_len = 0;         // path[0, dir_len) is the directory holding the file
     // results
     bool done = false;
     std::vector<Piece> pieces;
@@ -203,12 +204,40 @@ void try_compress(const Options& o, Piece& p, uint64_t real, BufferPool* budget)
     sector_csums(o, p.comp->span(), p.comp_csums);
 }
 
+// Opens a job's file relative to its directory, kept open per thread while
+// jobs come from the same directory (saves walking the whole path each time).
+int open_source(const Job& j) {
+    struct DirFd {
+        std::string dir;
+        int fd = -1;
+        ~DirFd() {
+            if (fd >= 0) close(fd);
+        }
+    };
+    thread_local DirFd cache;
+    std::string& dir = cache.dir;
+    int& dfd = cache.fd;
+    const std::string_view jdir(j.path.data(), j.dir_len);
+    if (dfd < 0 || jdir != dir) {
+        if (dfd >= 0) close(dfd);
+        dir = jdir;
+        dfd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+            dir.clear();
+            return -1;
+        }
+    }
+    const char* name = j.path.c_str() + j.dir_len + 1;
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    return fd;
+}
+
 void run_job(const Options& o, const RootdirModel& m, Job& j, BufferPool* budget) {
     const auto& in = m.inodes[j.inode];
     const bool sums = !(in.flags & INODE_NODATASUM);
     const bool may_compress = o.compress != COMPRESS_NONE && sums;
-    int fd = open(j.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-    if (fd < 0 && errno == EPERM) fd = open(j.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open_source(j);
     if (fd < 0) {
         j.error = make_error(Errc::io, "cannot open {}: {}", j.path, std::strerror(errno));
         return;
@@ -452,6 +481,7 @@ private:
             j->inode = uint32_t(prod_inode_);
             if (prod_off_ == 0) prod_path_ = m_.opts.dir + "/" + m_.path(uint32_t(prod_inode_));
             j->path = prod_path_;
+            j->dir_len = prod_path_.rfind('/');
             const bool compressing = o_.compress != COMPRESS_NONE && !(in.flags & INODE_NODATASUM);
             if (in.size <= o_.ss) {
                 j->kind = JobKind::small;
