@@ -1,28 +1,29 @@
-// btk-mkfs: create a btrfs filesystem on a device or image file.
+// btk-mkfs: create a btrfs filesystem on devices or image files.
 #include "cli.h"
 #include "mkfs.h"
 
 int main(int argc, char** argv) {
-    CLI::App app{"Create a btrfs filesystem on a device or image file", "btk mkfs"};
+    CLI::App app{"Create a btrfs filesystem on devices or image files", "btk mkfs"};
     btk::MkfsOptions o;
     std::string nodesize, sectorsize, byte_count;
     std::vector<std::string> runtime;
-    app.add_option("--byte-count,-b", byte_count, "Filesystem size (creates a missing image file of that size)");
+    app.add_option("--byte-count,-b", byte_count, "Size used on each device (creates missing image files of that size)");
     app.add_option("--nodesize,-n", nodesize, "Tree block size, 4k..64k (default 16k)");
     app.add_option("--sectorsize,-s", sectorsize, "Data block size (default 4k)");
-    app.add_option("--metadata,-m", o.metadata_profile, "Metadata profile: dup (default), single");
-    app.add_option("--data,-d", o.data_profile, "Data profile: single (default), dup");
+    app.add_option("--metadata,-m", o.metadata_profile, "Metadata profile: single, dup (default on 1 device), raid0, raid1 (default on more), raid10, raid1c3, raid1c4, raid5, raid6");
+    app.add_option("--data,-d", o.data_profile, "Data profile: single (default), dup, raid0, raid1, raid10, raid1c3, raid1c4, raid5, raid6");
     app.add_flag("--mixed,-M", o.mixed, "Mix data and metadata in the same block groups");
     app.add_option("--checksum,--csum,-c", o.csum, "Checksum: crc32c (default), xxhash, sha256, blake2");
     app.add_option("--label,-L", o.label, "Filesystem label");
     app.add_option("--uuid,-U", o.fsid, "Filesystem uuid (also fixes the derived uuids: reproducible output)");
     app.add_option("--device-uuid", o.device_uuid, "Device uuid");
     app.add_option("--features,-O", o.features, "Features: name, ^name (off), comma lists; list-all")->allow_extra_args(false);
-    app.add_option("--runtime-features,-R", runtime, "Same as -O (free-space-tree)")->allow_extra_args(false);
+    app.add_option("--runtime-features,-R", runtime, "Same as -O (quota, free-space-tree)")->allow_extra_args(false);
     app.add_flag("--force,-f", o.force, "Overwrite an existing filesystem or partition table");
     app.add_flag("--nodiscard,-K", o.nodiscard, "Do not discard the device before writing");
     app.add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
-    app.add_option("devices", o.devices, "DEVICE|IMAGE");
+    app.add_flag("--verbose,-v", o.verbose, "Also print the chunk layout");
+    app.add_option("devices", o.devices, "DEVICE|IMAGE...");
     if (int rc = btk::cli::parse(app, argc, argv, "btk mkfs"); rc >= 0) return rc;
     o.features.insert(o.features.end(), runtime.begin(), runtime.end());
     auto size = [](const std::string& s, const char* what, auto& dst) -> bool {

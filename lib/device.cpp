@@ -1,6 +1,8 @@
 #include "device.h"
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -9,6 +11,18 @@
 #include <unistd.h>
 
 namespace btk {
+
+namespace {
+// Writes left before the simulated crash; -1: no limit. Starts from
+// BTK_FAIL_AFTER_WRITES so command-line runs can be cut too.
+std::atomic<int64_t> g_write_budget{[] {
+    const char* e = std::getenv("BTK_FAIL_AFTER_WRITES");
+    return e && *e ? std::strtoll(e, nullptr, 10) : int64_t(-1);
+}()};
+}  // namespace
+
+void set_write_budget(int64_t writes) noexcept { g_write_budget = writes; }
+int64_t write_budget() noexcept { return g_write_budget; }
 
 Result<std::unique_ptr<Device>> Device::open(const std::string& path, bool writable) {
     int fd = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -67,6 +81,12 @@ Status Device::read(uint64_t offset, std::span<uint8_t> out) const {
 }
 
 Status Device::write(uint64_t offset, std::span<const uint8_t> data) {
+    if (int64_t b = g_write_budget.load(); b >= 0) {
+        if (b == 0)
+            return make_error(Errc::io, "write of {} bytes at {} on {} cut (simulated crash)", data.size(),
+                              offset, path_);
+        g_write_budget = b - 1;
+    }
     size_t done = 0;
     while (done < data.size()) {
         ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, off_t(offset + done));

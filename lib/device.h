@@ -41,4 +41,10 @@ private:
     bool is_bdev_;
 };
 
+// Fault injection for crash tests: after `writes` more Device::write calls
+// every write fails as if the machine had stopped (-1: no limit). The
+// environment variable BTK_FAIL_AFTER_WRITES sets the initial value.
+void set_write_budget(int64_t writes) noexcept;
+int64_t write_budget() noexcept;
+
 }  // namespace btk

@@ -312,4 +312,9 @@ Result<RootRef> Filesystem::find_root(uint64_t objectid) {
     return p.first;
 }
 
+void Filesystem::after_commit(const format::super_block& sb) {
+    sb_ = sb;
+    drop_cache();
+}
+
 }  // namespace btk

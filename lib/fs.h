@@ -97,6 +97,12 @@ public:
     Result<std::pair<RootRef, std::vector<uint8_t>>> find_root_item(uint64_t objectid);
 
     void drop_cache();
+    // Makes a chunk created by a transaction addressable (before it commits;
+    // a filesystem whose transaction aborted must be reopened).
+    Status add_chunk(uint64_t logical, std::span<const uint8_t> item) { return chunks_.add(logical, item); }
+    // After a transaction committed: the new superblock becomes current and
+    // cached blocks are dropped (their space may be reused).
+    void after_commit(const format::super_block& sb);
     struct CacheStats {
         uint64_t hits = 0, misses = 0;
     };

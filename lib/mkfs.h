@@ -1,7 +1,7 @@
-// btk mkfs: create a btrfs filesystem on one device or image file.
+// btk mkfs: create a btrfs filesystem on one or more devices or image files.
 //
-// The layout follows what mkfs.btrfs 6.2 makes for the same device size
-// (chunk sizes, trees, features), computed as a fixed point: item counts give
+// The layout follows what mkfs.btrfs 6.2 makes for the same devices
+// (profiles, chunk sizes, trees, features), computed as a fixed point: item counts give
 // block counts, block counts give addresses, addresses give the extent and
 // free space tree items, until the block counts stop changing. Nothing is
 // written until every check has passed and every block is built in memory.
@@ -17,13 +17,15 @@
 
 namespace btk {
 
+struct MkfsContentHook;  // mkfs_layout.h
+
 struct MkfsOptions {
-    std::vector<std::string> devices;     // exactly one for now
-    std::optional<uint64_t> byte_count;   // -b: filesystem size; creates a missing image file
+    std::vector<std::string> devices;     // devid = position + 1
+    std::optional<uint64_t> byte_count;   // -b: size used on each device; creates missing image files
     uint32_t nodesize = 0;                // 0: max(16 KiB, page size)
     uint32_t sectorsize = 0;              // 0: 4 KiB
-    std::string metadata_profile;         // "", "dup", "single"
-    std::string data_profile;             // "", "single", "dup"
+    std::string metadata_profile;         // "": dup on one device, raid1 on more; or single, dup,
+    std::string data_profile;             // raid0, raid1, raid10, raid1c3, raid1c4, raid5, raid6
     bool mixed = false;                   // -M: mixed data and metadata block groups
     std::string csum = "crc32c";          // crc32c, xxhash, sha256, blake2
     std::string label;
@@ -34,13 +36,15 @@ struct MkfsOptions {
     bool force = false;                   // -f: overwrite an existing filesystem/partition table
     bool nodiscard = false;               // -K
     bool quiet = false;                   // -q
+    bool verbose = false;                 // -v: also print the chunk layout
+    const MkfsContentHook* content = nullptr;  // --rootdir and the like (mkfs_layout.h)
     std::optional<int64_t> time;          // creation time; default SOURCE_DATE_EPOCH, else now
 };
 
 // What mkfs made (for tests and the summary).
 struct MkfsChunkInfo {
     uint64_t logical = 0, length = 0, type = 0, used = 0;
-    std::vector<uint64_t> physical;
+    std::vector<uint64_t> physical, devids;  // per stripe
 };
 struct MkfsResult {
     std::string fsid;
@@ -48,7 +52,9 @@ struct MkfsResult {
     uint32_t nodesize = 0, sectorsize = 0;
     uint16_t csum_type = 0;
     uint64_t incompat = 0, compat_ro = 0;
+    bool quota = false;
     std::vector<MkfsChunkInfo> chunks;
+    std::vector<std::pair<std::string, uint64_t>> devices;  // path, size, by devid
     uint32_t tree_blocks = 0;
     int layout_iterations = 0;
     uint64_t write_calls = 0, bytes_written = 0;

@@ -9,10 +9,6 @@ namespace btk {
 
 using namespace format;
 
-namespace {
-constexpr size_t MAX_BATCH = 8u << 20;  // bytes per pwrite
-}
-
 void BlockWriter::finish(std::span<uint8_t> block) const {
     auto* h = reinterpret_cast<header*>(block.data());
     std::memcpy(h->fsid, ctx_.fsid, FSID_SIZE);
@@ -63,7 +59,7 @@ Status BlockWriter::flush() {
         const auto [devid, phys] = loc;
         if (!batch.empty() && devid == batch_dev && phys < prev_end)
             return make_error(Errc::invalid_argument, "overlapping writes at devid {} offset {}", devid, phys);
-        if (batch.empty() || devid != batch_dev || phys != prev_end || batch.size() + p.len > MAX_BATCH) {
+        if (batch.empty() || devid != batch_dev || phys != prev_end || batch.size() + p.len > max_batch_) {
             BTK_TRY(emit());
             batch_dev = devid;
             batch_start = phys;

@@ -51,6 +51,9 @@ public:
     // ascending physical order; clears the queue.
     Status flush();
 
+    // Largest single write (bytes); crash tests use one block per write.
+    void set_max_batch(size_t bytes) noexcept { max_batch_ = bytes; }
+
     size_t queued_blocks() const noexcept { return blocks_; }
     uint64_t bytes_written() const noexcept { return written_; }
     uint64_t write_calls() const noexcept { return calls_; }
@@ -64,6 +67,7 @@ private:
     std::vector<std::vector<uint8_t>> bufs_;
     std::map<std::pair<uint64_t, uint64_t>, Piece> pieces_;  // (devid, physical)
     size_t blocks_ = 0;
+    size_t max_batch_ = 8u << 20;
     uint64_t written_ = 0, calls_ = 0;
 };
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every read tool on every hostile image: btrfs-progs' fuzz images and the
+# Every read tool (and the write operations) on every hostile image: btrfs-progs' fuzz images and the
 # corrupt fsck images (../shared/peer-images). A tool may report errors, but
 # must not crash, hang, or trip a sanitizer. Uses the ASan+UBSan binaries when
 # they are built (BTK_ASAN_BIN), else the release ones.
@@ -36,6 +36,10 @@ commands=(
     "btk-check --format json IMG"
     "btk-file ls -l -R IMG /"
     "btk-restore -s -x -m -S IMG OUT"
+    # Write operations last (they change the image copy).
+    "btk-file mkdir -p IMG /btk-fuzz/dir"
+    "btk-file put IMG /etc/hostname /btk-fuzz/file"
+    "btk-file rm -r IMG /btk-fuzz"
 )
 
 run_one() {  # run_one IMAGE NAME

@@ -6,7 +6,11 @@
 # same files after a remount. Also: reproducible bytes with fixed uuids and
 # SOURCE_DATE_EPOCH, bad input refused with one line and the image untouched,
 # existing filesystems and mounted images refused, a loop block device, and a
-# device large enough for the third superblock copy.
+# device large enough for the third superblock copy. Multi-device: every
+# profile on the device counts it fits (1-4 loop-backed images), every feature
+# (quota, squota, block-group-tree, mixed-bg, ...), btrfs check / btk check
+# before and after kernel writes, scrub (mirror copies and RAID5/6 parity),
+# qgroup reports, bad multi-device input, reproducible bytes on 3 devices.
 set -uo pipefail
 bin=${1:?usage: test-mkfs.sh CMDS_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,9 +26,19 @@ tmp=$(mktemp -d /tmp/btk-mkfs.XXXXXX)
 mnt=$tmp/mnt
 mkdir -p "$mnt"
 loopdev=
+loops=()
+detach_loops() {
+    local l
+    for l in "${loops[@]}"; do
+        btrfs device scan --forget "$l" >/dev/null 2>&1
+        losetup -d "$l" 2>/dev/null
+    done
+    loops=()
+}
 cleanup() {
     mountpoint -q "$mnt" && umount "$mnt"
     [ -n "$loopdev" ] && losetup -d "$loopdev"
+    detach_loops
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -40,6 +54,19 @@ check() {
         echo "FAIL $1: btrfs check exit $rc"; grep -iE 'error|wrong|mismatch|invalid' <<<"$out" | head -10
         return 1
     fi
+}
+
+# kernel_writes PATHS...: on the mounted $mnt, copy PATHS into data/, take a
+# snapshot, compare both manifests, delete the snapshot.
+kernel_writes() {
+    local ok=0
+    mkdir "$mnt/data" && cp -a "$@" "$mnt/data/" || ok=1
+    btrfs subvolume snapshot "$mnt" "$mnt/snap" >/dev/null || ok=1
+    $manifest "$mnt/data" >"$tmp/before.txt" || ok=1
+    $manifest "$mnt/snap/data" >"$tmp/snap.txt" || ok=1
+    cmp -s "$tmp/before.txt" "$tmp/snap.txt" || { echo "snapshot differs"; ok=1; }
+    btrfs subvolume delete -c "$mnt/snap" >/dev/null || ok=1
+    return $ok
 }
 
 # full NAME SIZE MKFS-OPTIONS...: the whole cycle on a fresh sparse image.
@@ -59,12 +86,7 @@ full() {
         echo "FAIL mkfs-$name-mount: $(cat "$tmp/mount.err"); $(dmesg | tail -5)"; return
     fi
     local ok=1
-    mkdir "$mnt/data" && cp -a "${src[@]}" "$mnt/data/" || ok=0
-    btrfs subvolume snapshot "$mnt" "$mnt/snap" >/dev/null || ok=0
-    $manifest "$mnt/data" >"$tmp/before.txt" || ok=0
-    $manifest "$mnt/snap/data" >"$tmp/snap.txt" || ok=0
-    cmp -s "$tmp/before.txt" "$tmp/snap.txt" || { echo "snapshot differs"; ok=0; }
-    btrfs subvolume delete -c "$mnt/snap" >/dev/null || ok=0
+    kernel_writes "${src[@]}" || ok=0
     umount "$mnt" || ok=0
     if [ $ok = 0 ]; then echo "FAIL mkfs-$name-write: kernel writes failed; $(dmesg | tail -3)"; return; fi
     check "mkfs-$name-check-after" "$img" || return
@@ -95,6 +117,80 @@ full data-dup           512M -d dup
 full mixed              512M -M
 full no-skinny-no-fst   512M -O ^skinny-metadata -O ^free-space-tree -L "a label"
 full defaults           384M
+
+
+# mfull NAME NDEV SIZE MKFS-OPTIONS...: NDEV fresh images of SIZE as loop
+# devices; btrfs check (unless NOPROGS=1: features btrfs-progs 6.2 does not
+# know) and btk check, mount, files, snapshot created and deleted, scrub,
+# unmount, both checks again. Quota filesystems: qgroup report and show.
+mfull() {
+    local name=$1 n=$2 size=$3; shift 3
+    local imgs=() i err out
+    for i in $(seq 1 "$n"); do imgs+=("$tmp/$name.$i.img"); rm -f "$tmp/$name.$i.img"; done
+    if ! err=$("$mkfs" -q -b "$size" "$@" "${imgs[@]}" 2>&1); then echo "FAIL mkfs-$name: $err"; return; fi
+    for i in "${imgs[@]}"; do loops+=("$(losetup -f --show "$i")"); done
+    btrfs device scan "${loops[@]}" >/dev/null 2>&1
+    local opts="" l quota=0
+    for l in "${loops[@]:1}"; do opts+="${opts:+,}device=$l"; done
+    [[ " $* " == *quota* ]] && quota=1
+    checks() {  # checks WHEN
+        if [ "${NOPROGS:-0}" != 1 ]; then
+            check "mkfs-$name-check-$1" "${loops[0]}" || return 1
+            # Each "our:" count (recomputed) must equal the "disk:" one after it.
+            if [ $quota = 1 ] && { ! out=$(btrfs check --qgroup-report "${loops[0]}" 2>&1) ||
+                ! grep -q '^our:' <<<"$out" || grep -qiE 'different|mismatch' <<<"$out" ||
+                [ -n "$(awk '/^our:/ {o=$0; sub(/^our:/, "", o)} /^disk:/ {d=$0; sub(/^disk:/, "", d); if (d != o) print}' <<<"$out")" ]; }; then
+                echo "FAIL mkfs-$name-qgroup-report-$1"; grep -E '^(our|disk):|ERROR' <<<"$out" | head -4; return 1
+            fi
+        fi
+        if ! out=$("$bin/btk-check" "${loops[@]}" 2>&1); then
+            echo "FAIL mkfs-$name-btk-check-$1"; head -5 <<<"$out"; return 1
+        fi
+    }
+    if ! checks before; then detach_loops; return; fi
+    if ! mount ${opts:+-o "$opts"} "${loops[0]}" "$mnt" 2>"$tmp/mount.err"; then
+        echo "FAIL mkfs-$name-mount: $(cat "$tmp/mount.err"); $(dmesg | tail -3)"; detach_loops; return
+    fi
+    local ok=1
+    kernel_writes "${src[@]:0:3}" || ok=0
+    sync
+    if [ $quota = 1 ] && ! btrfs qgroup show "$mnt" >"$tmp/qg.txt" 2>&1; then echo "qgroup show: $(cat "$tmp/qg.txt")"; ok=0; fi
+    if ! out=$(btrfs scrub start -B "$mnt" 2>&1) || ! grep -q 'no errors found' <<<"$out"; then
+        echo "scrub: $(grep -iE 'error|csum|summary' <<<"$out" | head -3)"; ok=0
+    fi
+    umount "$mnt" || ok=0
+    if [ $ok = 0 ]; then echo "FAIL mkfs-$name-write: $(dmesg | tail -3)"; detach_loops; return; fi
+    if ! checks after; then detach_loops; return; fi
+    echo "PASS mkfs-$name ($n devices, $(wc -l <"$tmp/before.txt") paths)"
+    detach_loops
+    rm -f "${imgs[@]}"
+}
+
+# Profiles x device counts x checksums x node sizes x features.
+mfull 1dev-raid0-bgt-quota   1 400M -d raid0 -O block-group-tree -O quota
+mfull 2dev-default           2 300M --csum xxhash
+mfull 2dev-raid0-raid1       2 300M -d raid0 -m raid1 -n 4k -O quota
+mfull 2dev-raid5-raid10      2 400M -d raid5 -m raid10 --csum sha256
+mfull 2dev-mixed-raid1       2 300M -M -d raid1 -m raid1
+mfull 2dev-dup-dup           2 300M -d dup -m dup -O ^no-holes,^extref
+mfull 3dev-raid6-raid1c3     3 400M -d raid6 -m raid1c3 -n 64k --csum blake2
+mfull 3dev-raid1-raid0       3 300M -d raid1 -m raid0 -O ^skinny-metadata
+mfull 3dev-raid10-raid5      3 300M -d raid10 -m raid5 -O quota
+mfull 4dev-raid10-raid1c4    4 300M -d raid10 -m raid1c4 -n 16k
+mfull 4dev-raid1c4-raid6     4 300M -d raid1c4 -m raid6 -O block-group-tree --csum xxhash
+mfull 4dev-raid5-raid10      4 300M -d raid5 -m raid10 -O ^free-space-tree -n 4k
+NOPROGS=1 mfull 2dev-squota  2 300M -O squota -O block-group-tree
+
+# The layout is mkfs.btrfs 6.2's: stripe counts and sizes, sub_stripes.
+rm -f "$tmp"/g*.img
+if out=$("$mkfs" -v -b 1G -d raid10 -m raid1c4 "$tmp/g1.img" "$tmp/g2.img" "$tmp/g3.img" "$tmp/g4.img" 2>&1) &&
+    grep -qE 'DATA\|RAID10 +1:[0-9]+ 2:' <<<"$out" &&
+    grep -qE '^ +[0-9]+ +214695936 +DATA\|RAID10' <<<"$out" &&
+    grep -qE '^ +[0-9]+ +268435456 +METADATA\|RAID1C4' <<<"$out" &&
+    grep -qE '^ +[0-9]+ +8388608 +SYSTEM\|RAID1C4' <<<"$out"; then
+    echo "PASS mkfs-layout-raid10-raid1c4"
+else echo "FAIL mkfs-layout-raid10-raid1c4:"; echo "$out" | tail -6; fi
+rm -f "$tmp"/g*.img
 
 # Reproducibility: same uuids and time give the same bytes.
 for i in 1 2; do
@@ -140,6 +236,43 @@ bad bad-size          2 -f -b 12q "$img"
 bad unknown-option    2 -f --bogus "$img"
 bad no-device         2 -f
 bad missing-file      1 "$tmp/does-not-exist.img"
+
+# Bad multi-device input: one line, nothing written to any image.
+for i in 1 2 3; do truncate -s 300M "$tmp/b$i.img"; done
+truncate -s 60M "$tmp/small.img"
+"$mkfs" -q -f "$tmp/b1.img" "$tmp/b2.img" "$tmp/b3.img"
+sums() { cat "$tmp"/b?.img "$tmp/small.img" | sha256sum; }
+img=$tmp/b1.img
+sum=$(sums)
+mbad() {  # like bad, over all the images
+    local name=$1; shift
+    "$mkfs" "$@" >"$tmp/bad.out" 2>"$tmp/bad.err"
+    local rc=$?
+    if [ $rc -ne 1 ] || [ "$(wc -l <"$tmp/bad.err")" -ne 1 ]; then
+        echo "FAIL mkfs-bad-$name: exit $rc: $(head -3 "$tmp/bad.err")"
+    elif [ "$(sums)" != "$sum" ]; then echo "FAIL mkfs-bad-$name: an image changed"
+    else echo "PASS mkfs-bad-$name: $(cat "$tmp/bad.err")"; fi
+}
+mbad raid10-one-device   -f -d raid10 "$tmp/b1.img"
+mbad raid1c4-3-devices   -f -m raid1c4 "$tmp/b1.img" "$tmp/b2.img" "$tmp/b3.img"
+mbad raid6-2-devices     -f -d raid6 "$tmp/b1.img" "$tmp/b2.img"
+mbad device-too-small    -f -d raid1 "$tmp/b1.img" "$tmp/small.img"
+mbad duplicate-device    -f "$tmp/b1.img" "$tmp/b2.img" "$tmp/b1.img"
+mbad unknown-profile     -f -m raid3 "$tmp/b1.img" "$tmp/b2.img"
+mbad bgt-without-fst     -f -O block-group-tree,^free-space-tree "$tmp/b1.img" "$tmp/b2.img"
+mbad existing-without-f  "$tmp/b1.img" "$tmp/b2.img"
+mbad mixed-profiles      -f -M -d raid1 -m single "$tmp/b1.img" "$tmp/b2.img"
+
+# Reproducible bytes with several devices (RAID5 parity included).
+for r in 1 2; do
+    rm -f "$tmp"/rep$r.*.img
+    SOURCE_DATE_EPOCH=1234567890 "$mkfs" -q -b 200M -U $FSID --device-uuid $DEVUUID -d raid5 -m raid6 \
+        "$tmp/rep$r.1.img" "$tmp/rep$r.2.img" "$tmp/rep$r.3.img"
+done
+if cmp -s <(cat "$tmp"/rep1.*.img) <(cat "$tmp"/rep2.*.img) && [ -s "$tmp/rep1.3.img" ]; then
+    echo "PASS mkfs-reproducible-3dev"
+else echo "FAIL mkfs-reproducible-3dev"; fi
+rm -f "$tmp"/rep?.*.img "$tmp"/b?.img "$tmp/small.img"
 
 # Existing filesystems of other kinds are refused without -f.
 if command -v mkfs.ext4 >/dev/null; then
