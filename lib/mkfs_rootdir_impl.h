@@ -57,7 +57,7 @@ private:
     Status put(uint64_t tree, const Key& k);
     Status flush_csums();
     template <typename T>
-    void append(const T& v) {
+    void append_pod(const T& v) {
         const auto* p = reinterpret_cast<const uint8_t*>(&v);
         buf_.insert(buf_.end(), p, p + sizeof(T));
     }

@@ -44,7 +44,7 @@ void ItemEncoder::append_dir_item(const Key& location, uint8_t type, std::string
     d.data_len = uint16_t(data.size());
     d.name_len = uint16_t(name.size());
     d.type = type;
-    append(d);
+    append_pod(d);
     append(name);
     append(data);
 }
@@ -95,7 +95,7 @@ Status ItemEncoder::inode(uint32_t idx, uint64_t nbytes, uint64_t extra_flags, s
         set_time(ii.ctime, in.ctime, in.ctime_ns);
         set_time(ii.mtime, in.mtime, in.mtime_ns);
         set_time(ii.otime, opts.now_sec, opts.now_nsec);
-        append(ii);
+        append_pod(ii);
         BTK_TRY(put(tree, {ino, INODE_ITEM_KEY, 0}));
     }
 
@@ -105,8 +105,8 @@ Status ItemEncoder::inode(uint32_t idx, uint64_t nbytes, uint64_t extra_flags, s
         inode_ref r{};
         r.index = 0;
         r.name_len = 2;
-        append(r);
-        append("..");
+        append_pod(r);
+        append(std::string_view(".."));
         BTK_TRY(put(tree, {ino, INODE_REF_KEY, ino}));
     } else {
         std::vector<const RootdirModel::Name*> names;
@@ -123,7 +123,7 @@ Status ItemEncoder::inode(uint32_t idx, uint64_t nbytes, uint64_t extra_flags, s
                 inode_ref r{};
                 r.index = n->index;
                 r.name_len = n->len;
-                append(r);
+                append_pod(r);
                 append(m_.name(*n));
             }
             BTK_TRY(put(tree, {ino, INODE_REF_KEY, parent_ino(*group[0])}));
@@ -138,7 +138,7 @@ Status ItemEncoder::inode(uint32_t idx, uint64_t nbytes, uint64_t extra_flags, s
                 r.parent_objectid = parent_ino(*n);
                 r.index = n->index;
                 r.name_len = n->len;
-                append(r);
+                append_pod(r);
                 append(m_.name(*n));
             }
             BTK_TRY(put(tree, {ino, INODE_EXTREF_KEY, ext_hash(*group[0])}));
@@ -199,7 +199,7 @@ Status ItemEncoder::inode(uint32_t idx, uint64_t nbytes, uint64_t extra_flags, s
             fe.disk_num_bytes = e.disk_num_bytes;
             fe.offset = 0;
             fe.num_bytes = e.num_bytes;
-            append(fe);
+            append_pod(fe);
         }
         BTK_TRY(put(tree, {ino, EXTENT_DATA_KEY, e.file_off}));
     }
@@ -212,14 +212,14 @@ Status ItemEncoder::data_extent(uint64_t logical, uint64_t disk_bytes, uint64_t 
     ei.refs = 1;
     ei.generation = m_.opts.generation;
     ei.flags = EXTENT_FLAG_DATA;
-    append(ei);
+    append_pod(ei);
     buf_.push_back(EXTENT_DATA_REF_KEY);
     extent_data_ref r{};
     r.root = root;
     r.objectid = ino;
     r.offset = file_off;
     r.count = 1;
-    append(r);
+    append_pod(r);
     return put(EXTENT_TREE_OBJECTID, {logical, EXTENT_ITEM_KEY, disk_bytes});
 }
 
@@ -260,7 +260,7 @@ Status ItemEncoder::finish() {
         r.dirid = m_.inodes[n.parent].ino;
         r.sequence = n.index;
         r.name_len = n.len;
-        append(r);
+        append_pod(r);
         append(m_.name(n));
         root[{parent, ROOT_REF_KEY, sv.id}] = buf_;
         root[{sv.id, ROOT_BACKREF_KEY, parent}] = std::move(buf_);

@@ -437,7 +437,10 @@ TEST_CASE("rootdir: populate plain, read back") {
     CHECK(r.sink.find(ROOT_TREE_OBJECTID, {FS_TREE_OBJECTID, ROOT_REF_KEY, 256}) != nullptr);
     CHECK(r.sink.find(ROOT_TREE_OBJECTID, {256, ROOT_BACKREF_KEY, FS_TREE_OBJECTID}) != nullptr);
     CHECK(r.sink.trees.at(UUID_TREE_OBJECTID).size() == 1);
-    CHECK(r.sink.find(256, {256, INODE_REF_KEY, 256}) != nullptr);
+    REQUIRE(r.sink.find(256, {256, INODE_REF_KEY, 256}) != nullptr);
+    CHECK(r.sink.find(256, {256, INODE_REF_KEY, 256})->size() == sizeof(inode_ref) + 2);
+    CHECK(r.sink.find(FS_TREE_OBJECTID, {256, INODE_REF_KEY, 256})->size() == sizeof(inode_ref) + 2);
+    CHECK(r.sink.find(FS_TREE_OBJECTID, {257, INODE_REF_KEY, 256})->size() == sizeof(inode_ref) + 1);
     CHECK(r.res.compressed_extents == 0);
     CHECK(r.res.data_bytes <= r.m.data_bound);
     // The big writes: the data went in a few large batches.
