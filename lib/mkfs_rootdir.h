@@ -191,7 +191,7 @@ struct RootdirResult {
     uint64_t data_extents = 0, compressed_extents = 0, inline_extents = 0;
     uint64_t csum_items = 0, nocompress_inodes = 0;
     uint64_t bytes_read = 0;
-    std::vector<std::pair<uint64_t, uint64_t>> allocated;  // merged (logical, length) of data
+    std::vector<std::pair<uint64_t, uint64_t>> allocated;  // (logical, length) of data, merged within runs
     uint64_t default_subvol = 0;     // tree id of the --subvol default, 0: none
     bool uses_compression = false;   // a compressed extent exists
 };

@@ -672,10 +672,13 @@ private:
 
     Status queue_write(const DataRange& r, const BufPtr& b, uint64_t off, uint64_t len) {
         res_.data_bytes += len;
-        if (!res_.allocated.empty() && res_.allocated.back().first + res_.allocated.back().second == r.logical)
+        // Merged within a run only: a range never spans two chunks.
+        if (!res_.allocated.empty() && alloc_run_ == r.run &&
+            res_.allocated.back().first + res_.allocated.back().second == r.logical)
             res_.allocated.back().second += len;
         else
             res_.allocated.push_back({r.logical, len});
+        alloc_run_ = r.run;
         if (!batch_.pieces.empty() && (r.logical != batch_end_ || r.run != batch_run_ ||
                                        batch_end_ - batch_.logical + len > WRITE_BATCH))
             BTK_TRY(flush_writes());
@@ -720,6 +723,7 @@ private:
     Pool::Write batch_;
     uint64_t batch_end_ = 0;
     uint32_t batch_run_ = 0;
+    uint32_t alloc_run_ = 0;
     std::unique_ptr<Pool> pool_;  // last: its threads stop before the rest goes
 };
 

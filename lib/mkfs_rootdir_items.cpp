@@ -285,6 +285,9 @@ root_item rootdir_root_item(const RootdirModel& model, const RootdirModel::Subvo
     r.inode.nlink = 1;
     r.inode.nbytes = o.nodesize;
     r.inode.mode = 040755;
+    // Without ROOT_ITEM_INIT the kernel takes the item for a pre-3.x one and
+    // clears its flags (the ro flag with them).
+    r.inode.flags = INODE_ROOT_ITEM_INIT;
     r.generation = o.generation;
     r.root_dirid = FIRST_FREE_OBJECTID;
     r.bytenr = bytenr;
