@@ -81,19 +81,40 @@ Status write(RootdirStep& s, MkfsLayout& x, MkfsWriter& writer) {
         if (c.type & BLOCK_GROUP_METADATA) meta.push_back(&c);
     if (meta.empty()) return make_error(Errc::invalid_argument, "internal error: no metadata chunk");
     MkfsBlockAlloc alloc{meta, x.ns, meta[0]->logical};
-    size_t queued = 0;
+    // Finished blocks gather in a page-aligned run and go out with O_DIRECT
+    // through the same mapping as the data (RAID5/6: through the writer).
+    ChunkDataSpace meta_out({}, cmap, devs);
+    struct Run {
+        uint8_t* buf = nullptr;
+        uint64_t start = 0, len = 0;
+        ~Run() { std::free(buf); }
+    } run;
+    const uint64_t run_cap = 4 * MiB;
+    run.buf = static_cast<uint8_t*>(std::aligned_alloc(4096, run_cap));
+    if (!run.buf) return make_error(Errc::io, "out of memory");
+    auto flush_run = [&]() -> Status {
+        if (!run.len) return {};
+        std::span<const uint8_t> piece(run.buf, run.len);
+        Status st = meta_out.write(run.start, std::span(&piece, 1));
+        run.len = 0;
+        return st;
+    };
     StreamingTreeSink sink([&](uint64_t tree) { return build_opts(x, tree); },
                            [&](uint64_t, uint8_t) { return alloc.next(); },
                            [&](std::vector<uint8_t>&& b) -> Status {
-                               BTK_TRY(writer.add_tree_block(std::move(b)));
-                               if (!raid56 && ++queued >= 512) {
-                                   queued = 0;
-                                   return writer.flush();
-                               }
+                               if (raid56) return writer.add_tree_block(std::move(b));
+                               writer.finish_block(b);
+                               const uint64_t at = reinterpret_cast<const header*>(b.data())->bytenr;
+                               if (run.len && (at != run.start + run.len || run.len + b.size() > run_cap))
+                                   BTK_TRY(flush_run());
+                               if (!run.len) run.start = at;
+                               std::memcpy(run.buf + run.len, b.data(), b.size());
+                               run.len += b.size();
                                return {};
                            });
     BTK_ASSIGN(s.result, rootdir_populate(m, space, sink));
     BTK_ASSIGN(auto built, sink.finish());
+    BTK_TRY(flush_run());
     for (auto& [id, bt] : built) {
         TreeState& t = x.trees[id];
         t = TreeState{};

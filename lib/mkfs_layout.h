@@ -143,6 +143,9 @@ public:
     Status write_data(uint64_t logical, std::span<const uint8_t> data);
     // Writes everything queued to the open devices.
     Status flush();
+    // Fills the common header fields and the checksum of a tree block that
+    // the caller writes itself (through write_data's mapping or its own).
+    void finish_block(std::span<uint8_t> block) const { block_writer_.finish(block); }
     uint64_t bytes_written() const noexcept { return block_writer_.bytes_written() + extra_written_; }
     uint64_t write_calls() const noexcept { return block_writer_.write_calls() + extra_calls_; }
 

@@ -39,6 +39,7 @@ constexpr uint64_t PLAIN_WINDOW = 1ULL << 20;
 constexpr uint64_t WRITE_BATCH = 4ULL << 20;   // bytes per DataSpace::write call at most
 constexpr size_t MAX_QUEUED_JOBS = 4096;        // many small files: bound the bookkeeping
 constexpr size_t MAX_QUEUED_WRITES = 2;
+constexpr size_t SMALL_BATCH = 32;              // small files per job
 
 uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -136,19 +137,26 @@ struct Piece {
 
 enum class JobKind : uint8_t { small, compress, plain };
 
-struct Job {
+// One window of one file.
+struct Task {
     uint32_t inode = 0;
     JobKind kind = JobKind::plain;
-    bool last = false;          // the inode's last job
+    bool last = false;          // the inode's last task
     uint64_t off = 0, len = 0;  // file window
-    int64_t charge = 0;         // budget taken when queued
     std::string path;
     size_t dir_len = 0;         // path[0, dir_len) is the directory holding the file
     // results
-    bool done = false;
     std::vector<Piece> pieces;
     uint64_t bytes_read = 0;
     std::optional<Error> error;
+};
+
+// What a worker takes at once: one window, or many small files (one wakeup
+// for all of them).
+struct Job {
+    std::vector<Task> tasks;
+    int64_t charge = 0;         // budget taken when queued
+    bool done = false;
 };
 
 struct Options {
@@ -206,7 +214,7 @@ void try_compress(const Options& o, Piece& p, uint64_t real, BufferPool* budget)
 
 // Opens a job's file relative to its directory, kept open per thread while
 // jobs come from the same directory (saves walking the whole path each time).
-int open_source(const Job& j) {
+int open_source(const Task& j) {
     struct DirFd {
         std::string dir;
         int fd = -1;
@@ -233,7 +241,7 @@ int open_source(const Job& j) {
     return fd;
 }
 
-void run_job(const Options& o, const RootdirModel& m, Job& j, BufferPool* budget) {
+void run_task(const Options& o, const RootdirModel& m, Task& j, BufferPool* budget) {
     const auto& in = m.inodes[j.inode];
     const bool sums = !(in.flags & INODE_NODATASUM);
     const bool may_compress = o.compress != COMPRESS_NONE && sums;
@@ -380,7 +388,7 @@ private:
                 j = queue_.front();
                 queue_.pop_front();
             }
-            run_job(o_, m_, *j, &bufs_);
+            for (auto& t : j->tasks) run_task(o_, m_, t, &bufs_);
             {
                 std::lock_guard l(mu_);
                 j->done = true;
@@ -447,6 +455,7 @@ public:
         Status d = pool_->drain();
         if (!s) {
             // Let the workers finish what they hold before the jobs go away.
+            submit_batch();
             for (auto& j : jobs_) pool_->wait(j.get());
             return std::move(s).error();
         }
@@ -468,47 +477,60 @@ private:
     void produce(bool need) {
         const uint64_t window = m_.opts.window_bytes;
         while (prod_inode_ < m_.inodes.size()) {
-            if (!(need && jobs_.empty()) &&
+            if (!(need && jobs_.empty() && !batch_job_) &&
                 (uint64_t(std::max<int64_t>(0, bufs_.bytes.load())) >= window ||
                  jobs_.size() >= MAX_QUEUED_JOBS))
-                return;
+                break;
             const auto& in = m_.inodes[prod_inode_];
             if (!has_data(in)) {
                 ++prod_inode_;
                 continue;
             }
-            auto j = std::make_unique<Job>();
-            j->inode = uint32_t(prod_inode_);
+            Task t;
+            t.inode = uint32_t(prod_inode_);
             if (prod_off_ == 0) prod_path_ = m_.opts.dir + "/" + m_.path(uint32_t(prod_inode_));
-            j->path = prod_path_;
-            j->dir_len = prod_path_.rfind('/');
+            t.path = prod_path_;
+            t.dir_len = prod_path_.rfind('/');
             const bool compressing = o_.compress != COMPRESS_NONE && !(in.flags & INODE_NODATASUM);
             if (in.size <= o_.ss) {
-                j->kind = JobKind::small;
-                j->len = o_.ss;
+                t.kind = JobKind::small;
+                t.len = o_.ss;
             } else {
-                j->kind = compressing ? JobKind::compress : JobKind::plain;
-                j->len = compressing ? MAX_UNCOMPRESSED : PLAIN_WINDOW;
-                if (in.scan_flags & RootdirModel::F_SPARSE) skip_holes(*j, in);
-                j->off = prod_off_;
+                t.kind = compressing ? JobKind::compress : JobKind::plain;
+                t.len = compressing ? MAX_UNCOMPRESSED : PLAIN_WINDOW;
+                if (in.scan_flags & RootdirModel::F_SPARSE) skip_holes(t, in);
+                t.off = prod_off_;
             }
-            prod_off_ += j->len;
+            prod_off_ += t.len;
             if (prod_off_ >= in.size) {
-                j->last = true;
+                t.last = true;
                 prod_off_ = 0;
                 ++prod_inode_;
             }
-            j->charge = int64_t(j->len);
-            bufs_.bytes += j->charge;
-            pool_->submit(j.get());
-            jobs_.push_back(std::move(j));
+            // Small files ride together until the batch is full.
+            const bool small = t.kind == JobKind::small;
+            if (!batch_job_ || !small || batch_job_->tasks.size() >= SMALL_BATCH) {
+                submit_batch();
+                batch_job_ = std::make_unique<Job>();
+            }
+            batch_job_->charge += int64_t(t.len);
+            bufs_.bytes += int64_t(t.len);
+            batch_job_->tasks.push_back(std::move(t));
+            if (!small) submit_batch();
             need = false;
         }
+        submit_batch();
+    }
+
+    void submit_batch() {
+        if (!batch_job_) return;
+        pool_->submit(batch_job_.get());
+        jobs_.push_back(std::move(batch_job_));
     }
 
     // Sparse files: the next window starts at the next data, and a window
     // past the last data ends the file (an empty job).
-    void skip_holes(Job& j, const RootdirModel::Inode& in) {
+    void skip_holes(Task& j, const RootdirModel::Inode& in) {
         int fd = open(j.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) return;  // the worker reports it
         off_t d = lseek(fd, off_t(prod_off_), SEEK_DATA);
@@ -521,17 +543,22 @@ private:
         }
     }
 
-    Result<std::unique_ptr<Job>> next_job() {
+    // The next task in production order (its job done).
+    Result<Task*> next_task() {
+        if (cur_job_ && cur_task_ < cur_job_->tasks.size()) return &cur_job_->tasks[cur_task_++];
         produce(true);
         if (jobs_.empty()) return make_error(Errc::invalid_argument, "internal error: data job missing");
-        std::unique_ptr<Job> j = std::move(jobs_.front());
+        cur_job_ = std::move(jobs_.front());
+        cur_task_ = 0;
         jobs_.pop_front();
-        pool_->wait(j.get());
-        bufs_.bytes -= j->charge;
+        pool_->wait(cur_job_.get());
+        bufs_.bytes -= cur_job_->charge;
+        for (const auto& t : cur_job_->tasks) {
+            if (t.error) return *t.error;
+            res_.bytes_read += t.bytes_read;
+        }
         produce(false);
-        if (j->error) return *j->error;
-        res_.bytes_read += j->bytes_read;
-        return j;
+        return &cur_job_->tasks[cur_task_++];
     }
 
     Status walk() {
@@ -543,9 +570,10 @@ private:
             file_.idx = i;
             if (has_data(in)) {
                 for (;;) {
-                    BTK_ASSIGN(auto j, next_job());
-                    for (auto& p : j->pieces) BTK_TRY(place(p, extents));
-                    if (j->last) break;
+                    BTK_ASSIGN(Task* t, next_task());
+                    for (auto& p : t->pieces) BTK_TRY(place(p, extents));
+                    t->pieces.clear();  // frees its buffers once written
+                    if (t->last) break;
                 }
                 BTK_TRY(close_extent(extents));
                 if (!m_.opts.no_holes) add_hole(extents, round_up(in.size, o_.ss));
@@ -717,6 +745,9 @@ private:
     RootdirResult res_;
     File file_;
     std::deque<std::unique_ptr<Job>> jobs_;
+    std::unique_ptr<Job> batch_job_;  // small files gathering (not queued yet)
+    std::unique_ptr<Job> cur_job_;    // the job the consumer takes tasks from
+    size_t cur_task_ = 0;
     size_t prod_inode_ = 0;
     uint64_t prod_off_ = 0;
     std::string prod_path_;
