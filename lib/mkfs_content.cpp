@@ -137,8 +137,11 @@ Status write(RootdirStep& s, MkfsLayout& x, MkfsWriter& writer) {
         dst.insert(dst.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
     }
     x.data_extents = s.result.allocated;
-    for (size_t i = 1; i < m.subvols.size(); ++i)
-        x.content_roots[m.subvols[i].id] = rootdir_root_item(m, m.subvols[i], 0, 0, 0);
+    for (size_t i = 1; i < m.subvols.size(); ++i) {
+        auto& cr = x.content_roots[m.subvols[i].id];
+        cr.readonly = m.subvols[i].readonly;
+        std::memcpy(cr.uuid, m.subvols[i].uuid, 16);
+    }
     x.default_subvol = s.result.default_subvol;
     if (x.default_subvol) x.incompat |= FEATURE_INCOMPAT_DEFAULT_SUBVOL;
     if (s.result.uses_compression && m.opts.compress == COMPRESS_LZO) x.incompat |= FEATURE_INCOMPAT_COMPRESS_LZO;

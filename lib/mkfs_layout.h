@@ -93,8 +93,12 @@ struct MkfsLayout {
     std::map<uint64_t, std::vector<TreeItem>> extra_items;
     // Logical data ranges in use (counted in block groups, not free space).
     std::vector<std::pair<uint64_t, uint64_t>> data_extents;  // (start, length)
-    // Root items of new subvolumes (bytenr, level and bytes_used are filled in).
-    std::map<uint64_t, format::root_item> content_roots;
+    // What the root items of new subvolumes say besides mkfs's defaults.
+    struct ContentRoot {
+        bool readonly = false;
+        uint8_t uuid[16] = {};
+    };
+    std::map<uint64_t, ContentRoot> content_roots;
     uint64_t default_subvol = 0;      // target of the "default" entry; 0: the top level
     uint64_t meta_cursor = 0;         // metadata before this address is taken by prebuilt trees
     std::optional<std::pair<uint32_t, uint32_t>> root_owner;  // uid, gid of the top directory

@@ -20,7 +20,7 @@
 // subvolume trees, the extent tree (data extent items) and the csum tree. The
 // root tree (ROOT_REF/ROOT_BACKREF) and uuid tree items come at the end; root
 // items of the new subvolumes depend on where their tree blocks go, so the
-// caller makes them with rootdir_root_item().
+// caller makes them (from RootdirModel::subvols: id, ro flag, uuid).
 #pragma once
 
 #include "chunk.h"
@@ -258,11 +258,6 @@ private:
     BlockSink sink_;
     std::map<uint64_t, std::unique_ptr<TreeStreamBuilder>> builders_;
 };
-
-// Root item of a subvolume made from the content (not the top level): the
-// caller fills in where its tree went.
-format::root_item rootdir_root_item(const RootdirModel& model, const RootdirModel::Subvol& sv,
-                                    uint64_t bytenr, uint8_t level, uint64_t bytes_used);
 
 // Metadata blocks the content items need at most, for `nodesize` blocks
 // filled to `fill_percent` (the estimate behind sizing a metadata chunk).

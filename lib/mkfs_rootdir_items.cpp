@@ -276,33 +276,4 @@ Status ItemEncoder::finish() {
 
 }  // namespace rootdir
 
-root_item rootdir_root_item(const RootdirModel& model, const RootdirModel::Subvol& sv, uint64_t bytenr,
-                            uint8_t level, uint64_t bytes_used) {
-    const auto& o = model.opts;
-    root_item r{};
-    r.inode.generation = 1;
-    r.inode.size = 3;
-    r.inode.nlink = 1;
-    r.inode.nbytes = o.nodesize;
-    r.inode.mode = 040755;
-    // Without ROOT_ITEM_INIT the kernel takes the item for a pre-3.x one and
-    // clears its flags (the ro flag with them).
-    r.inode.flags = INODE_ROOT_ITEM_INIT;
-    r.generation = o.generation;
-    r.root_dirid = FIRST_FREE_OBJECTID;
-    r.bytenr = bytenr;
-    r.bytes_used = bytes_used;
-    r.refs = 1;
-    r.level = level;
-    r.flags = sv.readonly ? ROOT_SUBVOL_RDONLY : 0;
-    r.generation_v2 = o.generation;
-    std::memcpy(r.uuid, sv.uuid, 16);
-    r.ctransid = o.generation;
-    r.otransid = o.generation;
-    r.ctime.sec = uint64_t(o.now_sec);
-    r.ctime.nsec = o.now_nsec;
-    r.otime = r.ctime;
-    return r;
-}
-
 }  // namespace btk

@@ -60,13 +60,6 @@ std::vector<uint8_t> inode_ref_bytes(uint64_t index, std::string_view name) {
 
 root_item make_root_item(const MkfsLayout& x, uint64_t tree) {
     const TreeState& t = x.trees.at(tree);
-    if (auto it = x.content_roots.find(tree); it != x.content_roots.end()) {
-        root_item r = it->second;
-        r.bytenr = t.addrs.back();
-        r.bytes_used = uint64_t(x.ns) * t.addrs.size();
-        r.level = t.plan.root_level;
-        return r;
-    }
     root_item r{};
     r.inode.generation = 1;
     r.inode.size = 3;
@@ -85,6 +78,15 @@ root_item make_root_item(const MkfsLayout& x, uint64_t tree) {
         r.ctime.sec = uint64_t(x.now_sec);
         r.ctime.nsec = x.now_nsec;
         r.otime = r.ctime;
+    }
+    if (auto it = x.content_roots.find(tree); it != x.content_roots.end()) {
+        std::memcpy(r.uuid, it->second.uuid, 16);
+        r.flags = it->second.readonly ? ROOT_SUBVOL_RDONLY : 0;
+        r.ctransid = MKFS_GEN;
+        r.otransid = MKFS_GEN;
+        // Without ROOT_ITEM_INIT the kernel takes the item for a pre-3.x one
+        // and clears its flags (the ro flag with them).
+        r.inode.flags = INODE_ROOT_ITEM_INIT;
     }
     return r;
 }
