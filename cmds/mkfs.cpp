@@ -23,6 +23,13 @@ int main(int argc, char** argv) {
     app.add_flag("--nodiscard,-K", o.nodiscard, "Do not discard the device before writing");
     app.add_flag("--quiet,-q", o.quiet, "Print nothing but errors");
     app.add_flag("--verbose,-v", o.verbose, "Also print the chunk layout");
+    app.add_option("--rootdir,-r", o.rootdir, "Copy the files of this directory into the new filesystem");
+    app.add_option("--compress", o.compress, "With --rootdir: compress data: zlib, lzo, zstd, optionally :LEVEL");
+    app.add_option("--subvol,-u", o.subvols, "With --rootdir: make SUBDIR a subvolume; [rw|ro|default|default-ro:]SUBDIR")
+        ->allow_extra_args(false);
+    app.add_option("--inode-flags", o.inode_flags, "With --rootdir: nodatacow,nodatasum:PATH")->allow_extra_args(false);
+    app.add_flag("--shrink", o.shrink, "With --rootdir: shrink chunks and the image file to the minimum");
+    app.add_option("--root-owner", o.root_owner, "Owner UID:GID of the top directory");
     app.add_option("devices", o.devices, "DEVICE|IMAGE...");
     if (int rc = btk::cli::parse(app, argc, argv, "btk mkfs"); rc >= 0) return rc;
     o.features.insert(o.features.end(), runtime.begin(), runtime.end());

@@ -148,20 +148,44 @@ Result<std::optional<std::pair<InodeLoc, uint8_t>>> FsWriter::lookup_name(const 
 Result<InodeLoc> FsWriter::resolve(std::string_view path, bool follow_last) {
     (void)follow_last;
     if (path.empty() || path[0] != '/') return fs_error(Errc::invalid_argument, path, "path must be absolute");
-    // The default subvolume, as a mount shows it.
-    uint64_t tree = FS_TREE_OBJECTID;
-    BTK_ASSIGN(auto def, t_.lookup(ROOT_TREE_OBJECTID, Key{ROOT_TREE_DIR_OBJECTID, DIR_ITEM_KEY, name_hash("default")}));
-    if (def)
-        for (const auto& e : dir_entries(*def))
-            if (e.name == "default") tree = Key::from_disk(e.di->location).objectid;
-    InodeLoc cur{tree, FIRST_FREE_OBJECTID};
-    for (const auto& c : split_path(path)) {
+    const auto parts = split_path(path);
+    // Directories resolved before are remembered (by their normalized path)
+    // until a rename or removal of a directory.
+    std::string norm;
+    for (const auto& c : parts) norm += "/" + c;
+    if (auto it = dir_cache_.find(norm); it != dir_cache_.end()) return it->second;
+    InodeLoc cur;
+    size_t start = 0;
+    // The longest cached directory prefix.
+    for (size_t n = parts.size(); n > 0 && start == 0; --n) {
+        std::string pre;
+        for (size_t i = 0; i < n; ++i) pre += "/" + parts[i];
+        if (auto it = dir_cache_.find(pre); it != dir_cache_.end()) {
+            cur = it->second;
+            start = n;
+        }
+    }
+    if (start == 0) {
+        // The default subvolume, as a mount shows it.
+        uint64_t tree = FS_TREE_OBJECTID;
+        BTK_ASSIGN(auto def, t_.lookup(ROOT_TREE_OBJECTID, Key{ROOT_TREE_DIR_OBJECTID, DIR_ITEM_KEY, name_hash("default")}));
+        if (def)
+            for (const auto& e : dir_entries(*def))
+                if (e.name == "default") tree = Key::from_disk(e.di->location).objectid;
+        cur = InodeLoc{tree, FIRST_FREE_OBJECTID};
+    }
+    std::string at;
+    for (size_t i = 0; i < start; ++i) at += "/" + parts[i];
+    for (size_t i = start; i < parts.size(); ++i) {
+        const auto& c = parts[i];
         if (c == "..") return fs_error(Errc::invalid_argument, path, "'..' is not supported in paths");
         BTK_ASSIGN(inode_item ii, read_inode(cur));
         if ((ii.mode & S_IFMT) != S_IFDIR) return fs_error(Errc::invalid_argument, path, "Not a directory");
         BTK_ASSIGN(auto hit, lookup_name(cur, c));
         if (!hit) return fs_error(Errc::not_found, path, "No such file or directory");
         cur = hit->first;
+        at += "/" + c;
+        if (hit->second == FT_DIR) dir_cache_[at] = cur;
     }
     return cur;
 }
@@ -611,6 +635,7 @@ Status FsWriter::link(std::string_view existing, std::string_view newpath) {
 }
 
 Status FsWriter::remove(std::string_view path, bool recursive) {
+    dir_cache_.clear();
     BTK_ASSIGN(Parent p, parent_of(path));
     BTK_ASSIGN(auto hit, lookup_name(p.dir, p.name));
     if (!hit) return fs_error(Errc::not_found, path, "No such file or directory");
@@ -633,6 +658,7 @@ Status FsWriter::remove(std::string_view path, bool recursive) {
 }
 
 Status FsWriter::rename(std::string_view from, std::string_view to) {
+    dir_cache_.clear();
     BTK_ASSIGN(Parent src, parent_of(from));
     BTK_ASSIGN(auto hit, lookup_name(src.dir, src.name));
     if (!hit) return fs_error(Errc::not_found, from, "No such file or directory");

@@ -102,6 +102,7 @@ private:
     uint32_t now_nsec_ = 0;
     std::map<uint64_t, uint64_t> next_ino_;            // per tree
     std::map<std::pair<uint64_t, uint64_t>, uint64_t> next_index_;  // per directory
+    std::map<std::string, InodeLoc> dir_cache_;                     // resolved directories
 };
 
 }  // namespace btk

@@ -3,6 +3,7 @@
 #include "csum.h"
 #include "format.h"
 #include "mkfs_layout.h"
+#include "mkfs_rootdir.h"
 #include "super.h"
 
 #include <fmt/ranges.h>
@@ -382,12 +383,54 @@ struct DeviceRelease {
     ~DeviceRelease() { release_devices(x); }
 };
 
+// --- step: --rootdir and its options: the scan, before any device is touched
+Result<std::shared_ptr<RootdirStep>> scan_rootdir(const MkfsOptions& o, MkfsLayout& x) {
+    if (!o.root_owner.empty()) {
+        BTK_ASSIGN(x.root_owner, parse_rootdir_owner(o.root_owner));
+    }
+    if (o.rootdir.empty()) {
+        if (!o.compress.empty() || !o.subvols.empty() || !o.inode_flags.empty() || o.shrink)
+            return bad("--compress, --subvol, --inode-flags and --shrink need --rootdir");
+        return std::shared_ptr<RootdirStep>{};
+    }
+    RootdirOptions r;
+    r.dir = o.rootdir;
+    r.sectorsize = x.ss;
+    r.nodesize = x.ns;
+    r.csum_type = x.csum_type;
+    if (!o.compress.empty()) BTK_TRY(parse_rootdir_compress(o.compress, r.compress, r.compress_level));
+    r.no_holes = x.incompat & FEATURE_INCOMPAT_NO_HOLES;
+    r.extref = x.incompat & FEATURE_INCOMPAT_EXTENDED_IREF;
+    for (const auto& a : o.subvols) {
+        BTK_ASSIGN(auto sv, parse_rootdir_subvol(a));
+        r.subvols.push_back(std::move(sv));
+    }
+    for (const auto& a : o.inode_flags) {
+        BTK_ASSIGN(auto f, parse_rootdir_inode_flags(a));
+        r.inode_flags.push_back(std::move(f));
+    }
+    r.root_owner = x.root_owner;
+    r.now_sec = x.now_sec;
+    r.now_nsec = x.now_nsec;
+    r.generation = GEN;
+    // Subvolume uuids: derived from -U like the others (reproducible).
+    const bool fixed = !o.fsid.empty();
+    uint8_t fsid[16];
+    std::memcpy(fsid, x.fsid, 16);
+    r.make_uuid = [fixed, fsid](uint64_t id, uint8_t out[16]) {
+        if (fixed) derived_uuid(fsid, fmt::format("btk subvolume uuid {}", id), out);
+        else random_uuid(out);
+    };
+    return rootdir_step_scan(r, x, o.shrink);
+}
+
 }  // namespace
 
 Result<MkfsResult> mkfs_run(const MkfsOptions& o) {
     MkfsLayout x;
     DeviceRelease release{x};
     BTK_TRY(validate_options(o, x));
+    BTK_ASSIGN(std::shared_ptr<RootdirStep> rootdir, scan_rootdir(o, x));
     BTK_TRY(probe_devices(x, o.devices, o.byte_count, o.force));
     assign_device_uuids(o, x);
     x.total_bytes = 0;
@@ -395,10 +438,14 @@ Result<MkfsResult> mkfs_run(const MkfsOptions& o) {
 
     BTK_TRY(plan_chunks(x));
     init_trees(x);
-    if (o.content && o.content->plan) BTK_TRY(o.content->plan(x));
-    BTK_ASSIGN(int iterations, solve_layout(x));
+    MkfsContentHook rootdir_hook;
+    const MkfsContentHook* content = o.content;
+    if (rootdir) {
+        rootdir_hook = rootdir_step_hook(rootdir);
+        content = &rootdir_hook;
+    }
+    if (content && content->plan) BTK_TRY(content->plan(x));
 
-    // Build every block in memory.
     BTK_ASSIGN(ChunkMap cmap, chunk_map(x));
     WriteContext wc;
     wc.nodesize = x.ns;
@@ -409,9 +456,25 @@ Result<MkfsResult> mkfs_run(const MkfsOptions& o) {
     wc.generation = GEN;
     wc.chunks = &cmap;
     MkfsWriter writer(x, cmap, wc);
+    // A content step that writes before the layout (its trees and data are
+    // placed as it goes) needs the devices open first.
+    const bool early = content && content->write_first;
+    if (early) {
+        BTK_TRY(open_devices_for_write(x, o.nodiscard));
+        if (content->write) BTK_TRY(content->write(x, writer));
+    }
+    BTK_ASSIGN(int iterations, solve_layout(x));
+    if (rootdir) BTK_TRY(rootdir_step_shrink(*rootdir, x));
+
+    // Build every block in memory.
     std::map<uint64_t, std::pair<uint64_t, uint8_t>> roots;  // tree -> (bytenr, level)
     uint32_t nblocks = 0;
     for (auto& [id, t] : x.trees) {
+        if (t.prebuilt) {  // written by the content step
+            roots[id] = {t.addrs.back(), t.plan.root_level};
+            nblocks += uint32_t(t.addrs.size());
+            continue;
+        }
         size_t next = 0;
         auto alloc = [&](uint8_t level) -> Result<uint64_t> {
             if (next >= t.addrs.size() || t.levels[next] != level)
@@ -430,8 +493,10 @@ Result<MkfsResult> mkfs_run(const MkfsOptions& o) {
     BTK_ASSIGN(super_block sb, make_super(x, roots, used));
 
     // --- write: create/open, discard, clear old signatures, content, blocks, supers.
-    BTK_TRY(open_devices_for_write(x, o.nodiscard));
-    if (o.content && o.content->write) BTK_TRY(o.content->write(x, writer));
+    if (!early) {
+        BTK_TRY(open_devices_for_write(x, o.nodiscard));
+        if (content && content->write) BTK_TRY(content->write(x, writer));
+    }
     BTK_TRY(writer.flush());
     std::map<uint64_t, dev_item> dev_items;
     std::map<uint64_t, Device*> devs;
@@ -440,6 +505,7 @@ Result<MkfsResult> mkfs_run(const MkfsOptions& o) {
         devs[d.devid] = d.dev.get();
     }
     BTK_TRY(write_supers(sb, dev_items, devs));
+    if (rootdir) BTK_TRY(rootdir_step_finish(*rootdir, x));
 
     MkfsResult r;
     r.fsid = format_uuid(x.fsid);

@@ -37,7 +37,14 @@ struct MkfsOptions {
     bool nodiscard = false;               // -K
     bool quiet = false;                   // -q
     bool verbose = false;                 // -v: also print the chunk layout
-    const MkfsContentHook* content = nullptr;  // --rootdir and the like (mkfs_layout.h)
+    const MkfsContentHook* content = nullptr;  // a content step (mkfs_layout.h)
+    // --rootdir DIR: the content of a directory (mkfs_rootdir.h), with
+    std::string rootdir;
+    std::string compress;                  // --compress zlib|lzo|zstd[:LEVEL]
+    std::vector<std::string> subvols;      // --subvol [rw|ro|default|default-ro:]SUBDIR
+    std::vector<std::string> inode_flags;  // --inode-flags nodatacow,nodatasum:PATH
+    bool shrink = false;                   // --shrink: chunks and image no larger than needed
+    std::string root_owner;                // --root-owner UID:GID of the top directory
     std::optional<int64_t> time;          // creation time; default SOURCE_DATE_EPOCH, else now
 };
 

@@ -163,15 +163,15 @@ Status plan_chunks(MkfsLayout& x) {
     return {};
 }
 
-Status reserve_data(MkfsLayout& x, uint64_t bytes) {
-    auto is_data = [](const ChunkPlan& c) { return (c.type & BLOCK_GROUP_DATA) != 0; };
-    uint64_t capacity = 0, used = 0;
+namespace {
+
+// Adds a chunk of `type` when the chunks of that type cannot hold `bytes`
+// more than `used`.
+Status reserve_space(MkfsLayout& x, uint64_t type, uint64_t prof, uint64_t used, uint64_t bytes) {
+    uint64_t capacity = 0;
     for (const auto& c : x.chunks)
-        if (is_data(c)) capacity += c.length;
-    for (auto [s, l] : x.data_extents) used += l;
+        if (c.type & type) capacity += c.length;
     if (capacity >= used + bytes) return {};
-    const uint64_t type = x.mixed ? BLOCK_GROUP_DATA | BLOCK_GROUP_METADATA : BLOCK_GROUP_DATA;
-    const uint64_t prof = x.mixed ? x.mprof : x.dprof;
     const uint16_t n = num_stripes(prof, x.devices.size());
     const uint64_t ds = data_stripes(prof, n);
     const uint64_t need = used + bytes - capacity;
@@ -180,6 +180,20 @@ Status reserve_data(MkfsLayout& x, uint64_t bytes) {
     BTK_TRY(add_chunk(x, type, prof, stripe));
     compute_excluded(x);
     return {};
+}
+
+}  // namespace
+
+Status reserve_data(MkfsLayout& x, uint64_t bytes) {
+    uint64_t used = 0;
+    for (auto [s, l] : x.data_extents) used += l;
+    const uint64_t type = x.mixed ? BLOCK_GROUP_DATA | BLOCK_GROUP_METADATA : BLOCK_GROUP_DATA;
+    return reserve_space(x, type, x.mixed ? x.mprof : x.dprof, used, bytes);
+}
+
+Status reserve_metadata(MkfsLayout& x, uint64_t bytes) {
+    if (x.mixed) return reserve_data(x, bytes);
+    return reserve_space(x, BLOCK_GROUP_METADATA, x.mprof, 0, bytes);
 }
 
 std::vector<uint8_t> chunk_item_bytes(const MkfsLayout& x, const ChunkPlan& c) {

@@ -65,6 +65,8 @@ struct TreeState {
     std::vector<uint64_t> addrs;    // build order
     std::vector<uint8_t> levels;    // per address
     std::vector<TreeItem> items;
+    // Built and written by a content step (addrs, levels, plan fixed; no items).
+    bool prebuilt = false;
 };
 
 struct MkfsLayout {
@@ -91,6 +93,15 @@ struct MkfsLayout {
     std::map<uint64_t, std::vector<TreeItem>> extra_items;
     // Logical data ranges in use (counted in block groups, not free space).
     std::vector<std::pair<uint64_t, uint64_t>> data_extents;  // (start, length)
+    // What the root items of new subvolumes say besides mkfs's defaults.
+    struct ContentRoot {
+        bool readonly = false;
+        uint8_t uuid[16] = {};
+    };
+    std::map<uint64_t, ContentRoot> content_roots;
+    uint64_t default_subvol = 0;      // target of the "default" entry; 0: the top level
+    uint64_t meta_cursor = 0;         // metadata before this address is taken by prebuilt trees
+    std::optional<std::pair<uint32_t, uint32_t>> root_owner;  // uid, gid of the top directory
 
     bool has(uint64_t tree) const { return trees.count(tree) != 0; }
     MkfsDevice& device(uint64_t devid) { return devices.at(devid - 1); }
@@ -115,6 +126,8 @@ Status plan_chunks(MkfsLayout& x);
 // the existing data chunks cannot hold that much more; returns nothing, the
 // caller allocates from data chunks itself. For content steps.
 Status reserve_data(MkfsLayout& x, uint64_t bytes);
+// The same for metadata: metadata chunks hold at least `bytes` in all.
+Status reserve_metadata(MkfsLayout& x, uint64_t bytes);
 // The chunk item bytes for a planned chunk.
 std::vector<uint8_t> chunk_item_bytes(const MkfsLayout& x, const ChunkPlan& c);
 // Logical ranges of every chunk whose stripes cover a superblock copy.
@@ -134,6 +147,9 @@ public:
     Status write_data(uint64_t logical, std::span<const uint8_t> data);
     // Writes everything queued to the open devices.
     Status flush();
+    // Fills the common header fields and the checksum of a tree block that
+    // the caller writes itself (through write_data's mapping or its own).
+    void finish_block(std::span<uint8_t> block) const { block_writer_.finish(block); }
     uint64_t bytes_written() const noexcept { return block_writer_.bytes_written() + extra_written_; }
     uint64_t write_calls() const noexcept { return block_writer_.write_calls() + extra_calls_; }
 
@@ -149,6 +165,16 @@ private:
 };
 
 // --- trees (mkfs_trees.cpp)
+
+// Hands out consecutive nodesize blocks from `chunks` in order, from `cursor`
+// on, skipping superblock stripes and moving to the next chunk when one is full.
+struct MkfsBlockAlloc {
+    std::vector<const ChunkPlan*> chunks;
+    uint32_t ns = 0;
+    uint64_t cursor = 0;
+    size_t idx = 0;
+    Result<uint64_t> next();
+};
 
 // Creates the trees the features call for (empty plans).
 void init_trees(MkfsLayout& x);
@@ -174,10 +200,28 @@ void release_devices(MkfsLayout& x);
 // the layout is solved: it may call reserve_data, fill extra_items and
 // data_extents. `write` runs once the devices are open, before tree blocks
 // are written, and writes the content data through the writer.
+// With `write_first`, `write` runs before the layout is solved instead (the
+// devices are opened first): it may then also write subvolume trees of its
+// own (TreeState::prebuilt, from meta_cursor on) and set extra_items,
+// data_extents and content_roots from what it wrote.
 struct MkfsContentHook {
     std::function<Status(MkfsLayout&)> plan;
     std::function<Status(MkfsLayout&, MkfsWriter&)> write;
+    bool write_first = false;
 };
+
+// --- --rootdir (mkfs_content.cpp): scan first (errors before anything is
+// touched), then a content hook that sizes the chunks and writes data and
+// subvolume trees before the layout; --shrink after the layout and at the end.
+struct RootdirStep;
+struct RootdirOptions;
+Result<std::shared_ptr<RootdirStep>> rootdir_step_scan(const RootdirOptions& opts, const MkfsLayout& x, bool shrink);
+MkfsContentHook rootdir_step_hook(std::shared_ptr<RootdirStep> s);
+// Shrinks the chunks to what they hold and the devices to their last stripe,
+// then solves the layout again.
+Status rootdir_step_shrink(RootdirStep& s, MkfsLayout& x);
+// Truncates image files to the shrunk size (after everything is written).
+Status rootdir_step_finish(RootdirStep& s, MkfsLayout& x);
 
 inline constexpr uint64_t MKFS_RESERVED = 1ULL << 20;  // start of each device left alone
 inline constexpr uint64_t MKFS_GEN = 1;                // generation of everything mkfs writes

@@ -21,30 +21,6 @@ std::vector<uint8_t> bytes_of(const T& v) {
     return std::vector<uint8_t>(p, p + sizeof(T));
 }
 
-// Hands out consecutive nodesize blocks from a chunk, skipping superblocks.
-struct ChunkAlloc {
-    const ChunkPlan* c;
-    uint32_t ns;
-    uint64_t cursor;
-    Result<uint64_t> next() {
-        for (;;) {
-            bool moved = false;
-            for (auto [s, e] : c->excluded)
-                if (cursor < e && cursor + ns > s) {
-                    cursor = e;
-                    moved = true;
-                }
-            if (!moved) break;
-        }
-        if (cursor + ns > c->logical + c->length)
-            return make_error(Errc::invalid_argument, "metadata chunk at {} too small for the initial trees",
-                              c->logical);
-        uint64_t r = cursor;
-        cursor += ns;
-        return r;
-    }
-};
-
 // Tree ids, in the order their blocks are placed after the chunk tree.
 constexpr uint64_t META_TREES[] = {ROOT_TREE_OBJECTID,       EXTENT_TREE_OBJECTID,     DEV_TREE_OBJECTID,
                                    FS_TREE_OBJECTID,         CSUM_TREE_OBJECTID,       QUOTA_TREE_OBJECTID,
@@ -55,8 +31,12 @@ constexpr uint64_t META_TREES[] = {ROOT_TREE_OBJECTID,       EXTENT_TREE_OBJECTI
 bool is_new_subvol(uint64_t id) { return id >= FIRST_FREE_OBJECTID && id <= LAST_FREE_OBJECTID; }
 bool is_subvol(uint64_t id) { return id == FS_TREE_OBJECTID || is_new_subvol(id); }
 
-inode_item dir_inode(const MkfsLayout& x, uint64_t nbytes) {
+inode_item dir_inode(const MkfsLayout& x, uint64_t nbytes, bool top = false) {
     inode_item i{};
+    if (top && x.root_owner) {
+        i.uid = x.root_owner->first;
+        i.gid = x.root_owner->second;
+    }
     i.generation = MKFS_GEN;
     i.transid = MKFS_GEN;
     i.nbytes = nbytes;
@@ -99,26 +79,40 @@ root_item make_root_item(const MkfsLayout& x, uint64_t tree) {
         r.ctime.nsec = x.now_nsec;
         r.otime = r.ctime;
     }
+    if (auto it = x.content_roots.find(tree); it != x.content_roots.end()) {
+        std::memcpy(r.uuid, it->second.uuid, 16);
+        r.flags = it->second.readonly ? ROOT_SUBVOL_RDONLY : 0;
+        r.ctransid = MKFS_GEN;
+        r.otransid = MKFS_GEN;
+        // Without ROOT_ITEM_INIT the kernel takes the item for a pre-3.x one
+        // and clears its flags (the ro flag with them).
+        r.inode.flags = INODE_ROOT_ITEM_INIT;
+    }
     return r;
 }
 
 // Assigns addresses for the current plans: the chunk tree in the system
 // chunk, every other tree in the first metadata chunk.
 Status assign_addresses(MkfsLayout& x) {
-    const ChunkPlan *sys_c = nullptr, *meta_c = nullptr;
+    const ChunkPlan* sys_c = nullptr;
+    std::vector<const ChunkPlan*> meta_c;
     for (const auto& c : x.chunks) {
         if (!sys_c && (c.type & BLOCK_GROUP_SYSTEM)) sys_c = &c;
-        if (!meta_c && (c.type & BLOCK_GROUP_METADATA)) meta_c = &c;
+        if (c.type & BLOCK_GROUP_METADATA) meta_c.push_back(&c);
     }
-    if (!sys_c || !meta_c) return make_error(Errc::invalid_argument, "internal error: no system or metadata chunk");
-    ChunkAlloc sys{sys_c, x.ns, sys_c->logical};
-    ChunkAlloc meta{meta_c, x.ns, meta_c->logical};
+    if (!sys_c || meta_c.empty())
+        return make_error(Errc::invalid_argument, "internal error: no system or metadata chunk");
+    MkfsBlockAlloc sys{{sys_c}, x.ns, sys_c->logical};
+    // Trees a content step wrote keep their blocks; the others follow them.
+    MkfsBlockAlloc meta{meta_c, x.ns, std::max(x.meta_cursor, meta_c[0]->logical)};
     for (auto& [id, t] : x.trees) {
+        if (t.prebuilt) continue;
         t.addrs.clear();
         t.levels.clear();
     }
-    auto fill = [&](uint64_t id, ChunkAlloc& a) -> Status {
+    auto fill = [&](uint64_t id, MkfsBlockAlloc& a) -> Status {
         TreeState& t = x.trees.at(id);
+        if (t.prebuilt) return {};
         for (size_t l = 0; l < t.plan.per_level.size(); ++l)
             for (uint32_t i = 0; i < t.plan.per_level[l]; ++i) {
                 BTK_ASSIGN(uint64_t b, a.next());
@@ -254,8 +248,9 @@ Status make_items(MkfsLayout& x) {
 
     // Subvolume root directories.
     for (const auto& [id, t] : x.trees) {
-        if (id != FS_TREE_OBJECTID && id != DATA_RELOC_TREE_OBJECTID) continue;
-        items[id][{FIRST_FREE_OBJECTID, INODE_ITEM_KEY, 0}] = bytes_of(dir_inode(x, id == FS_TREE_OBJECTID ? x.ns : 0));
+        if ((id != FS_TREE_OBJECTID && id != DATA_RELOC_TREE_OBJECTID) || t.prebuilt) continue;
+        items[id][{FIRST_FREE_OBJECTID, INODE_ITEM_KEY, 0}] =
+            bytes_of(dir_inode(x, id == FS_TREE_OBJECTID ? x.ns : 0, id == FS_TREE_OBJECTID));
         items[id][{FIRST_FREE_OBJECTID, INODE_REF_KEY, FIRST_FREE_OBJECTID}] = inode_ref_bytes(0, "..");
     }
 
@@ -276,7 +271,10 @@ Status make_items(MkfsLayout& x) {
     root[{ROOT_TREE_DIR_OBJECTID, INODE_REF_KEY, ROOT_TREE_DIR_OBJECTID}] = inode_ref_bytes(0, "..");
     {
         dir_item di{};
-        Key{FS_TREE_OBJECTID, ROOT_ITEM_KEY, ~0ULL}.to_disk(di.location);
+        // The default subvolume: the top level, or one a content step made
+        // (pointed at as `subvolume set-default` does).
+        if (x.default_subvol) Key{x.default_subvol, ROOT_ITEM_KEY, 0}.to_disk(di.location);
+        else Key{FS_TREE_OBJECTID, ROOT_ITEM_KEY, ~0ULL}.to_disk(di.location);
         di.transid = 0;
         di.data_len = 0;
         di.name_len = 7;
@@ -293,6 +291,7 @@ Status make_items(MkfsLayout& x) {
 
     for (auto& [id, t] : x.trees) {
         t.items.clear();
+        if (t.prebuilt) continue;
         auto it = items.find(id);
         if (it == items.end()) continue;
         for (auto& [k, d] : it->second) t.items.push_back({k, std::move(d)});
@@ -301,6 +300,29 @@ Status make_items(MkfsLayout& x) {
 }
 
 }  // namespace
+
+Result<uint64_t> MkfsBlockAlloc::next() {
+    for (;;) {
+        if (idx >= chunks.size())
+            return make_error(Errc::invalid_argument, "metadata chunks too small for the initial trees");
+        const ChunkPlan* c = chunks[idx];
+        if (cursor < c->logical) cursor = c->logical;
+        bool moved = false;
+        for (auto [s, e] : c->excluded)
+            if (cursor < e && cursor + ns > s) {
+                cursor = e;
+                moved = true;
+            }
+        if (moved) continue;
+        if (cursor + ns > c->logical + c->length) {
+            ++idx;
+            continue;
+        }
+        const uint64_t r = cursor;
+        cursor += ns;
+        return r;
+    }
+}
 
 dev_item make_dev_item(const MkfsLayout& x, uint64_t devid) {
     const MkfsDevice& dev = x.device(devid);
@@ -350,6 +372,7 @@ Result<int> solve_layout(MkfsLayout& x) {
         BTK_TRY(make_items(x));
         bool stable = true;
         for (auto& [id, t] : x.trees) {
+            if (t.prebuilt) continue;
             BTK_ASSIGN(TreePlan p, plan_tree(build_opts(x, id), t.items));
             if (p.per_level != t.plan.per_level) {
                 stable = false;
@@ -361,6 +384,7 @@ Result<int> solve_layout(MkfsLayout& x) {
         // learn them from a dry build, then refill (sizes do not change).
         if (!(x.incompat & FEATURE_INCOMPAT_SKINNY_METADATA)) {
             for (auto& [id, t] : x.trees) {
+                if (t.prebuilt) continue;  // its first keys come with it
                 size_t next = 0;
                 auto alloc = [&](uint8_t) -> Result<uint64_t> {
                     if (next >= t.addrs.size()) return make_error(Errc::corruption, "internal error: layout");

@@ -99,42 +99,73 @@ Result<BuiltTree> build_tree(const TreeBuildOptions& opts, std::span<const TreeI
     BTK_ASSIGN(auto starts, pack_leaves(opts, items));
     if (plan_from_leaves(opts, starts.size()).root_level >= MAX_LEVEL)
         return make_error(Errc::invalid_argument, "tree would need too many levels");
-    BuiltTree out;
-    const uint32_t ns = opts.nodesize;
+    TreeStreamBuilder b(opts, alloc, sink);
+    for (const auto& it : items) BTK_TRY(b.add(it.key, it.data));
+    return b.finish();
+}
 
-    // Leaves.
-    struct Child {
-        Key key;
-        uint64_t bytenr;
-    };
-    std::vector<Child> children;
-    for (size_t l = 0; l < starts.size(); ++l) {
-        const size_t begin = starts[l];
-        const size_t end = l + 1 < starts.size() ? starts[l + 1] : items.size();
-        BTK_ASSIGN(uint64_t bytenr, alloc(0));
-        std::vector<uint8_t> b(ns, 0);
-        uint8_t* data = b.data() + sizeof(header);
-        uint32_t data_end = leaf_data_size(ns);
-        for (size_t i = begin; i < end; ++i) {
-            const auto& it = items[i];
-            const uint32_t sz = uint32_t(it.data.size());
-            data_end -= sz;
-            auto* ih = reinterpret_cast<item*>(data + (i - begin) * sizeof(item));
-            it.key.to_disk(ih->key);
-            ih->offset = data_end;
-            ih->size = sz;
-            if (sz) std::memcpy(data + data_end, it.data.data(), sz);
-        }
-        fill_header(b, bytenr, opts.owner, uint32_t(end - begin), 0);
-        Key first = begin < end ? items[begin].key : Key{};
-        out.blocks.push_back({bytenr, 0, first, opts.owner});
-        children.push_back({first, bytenr});
-        BTK_TRY(sink(std::move(b)));
+TreeStreamBuilder::TreeStreamBuilder(const TreeBuildOptions& opts, BlockAllocator alloc, BlockSink sink)
+    : opts_(opts), alloc_(std::move(alloc)), sink_(std::move(sink)), bad_options_(check_options(opts)) {}
+
+Status TreeStreamBuilder::flush_leaf() {
+    BTK_ASSIGN(uint64_t bytenr, alloc_(0));
+    fill_header(leaf_, bytenr, opts_.owner, nritems_, 0);
+    const Key first = nritems_ ? first_ : Key{};
+    out_.blocks.push_back({bytenr, 0, first, opts_.owner});
+    children_.push_back({first, bytenr});
+    BTK_TRY(sink_(std::move(leaf_)));
+    leaf_.clear();
+    nritems_ = 0;
+    used_ = 0;
+    return {};
+}
+
+// Packing follows pack_leaves: a leaf takes items while they fit under the
+// fill limit; an item that alone exceeds it gets a leaf of its own.
+Status TreeStreamBuilder::add(const Key& key, std::span<const uint8_t> data) {
+    BTK_TRY(bad_options_);
+    const uint32_t ns = opts_.nodesize;
+    const uint64_t cap = leaf_data_size(ns);
+    const uint64_t limit = std::max<uint64_t>(sizeof(item), cap * opts_.fill_percent / 100);
+    const uint64_t need = sizeof(item) + data.size();
+    if (need > cap)
+        return make_error(Errc::invalid_argument, "item {} ({} {} {}) of {} bytes does not fit in a {} byte leaf",
+                          items_, key.objectid, key.type, key.offset, data.size(), ns);
+    if (items_ > 0 && !(last_ < key))
+        return make_error(Errc::invalid_argument, "items out of order at {}: ({} {} {}) after ({} {} {})", items_,
+                          key.objectid, key.type, key.offset, last_.objectid, last_.type, last_.offset);
+    if (used_ > 0 && used_ + need > limit) BTK_TRY(flush_leaf());
+    if (leaf_.empty()) {
+        leaf_.assign(ns, 0);
+        data_end_ = leaf_data_size(ns);
+        first_ = key;
     }
+    uint8_t* base = leaf_.data() + sizeof(header);
+    data_end_ -= uint32_t(data.size());
+    auto* ih = reinterpret_cast<item*>(base + nritems_ * sizeof(item));
+    key.to_disk(ih->key);
+    ih->offset = data_end_;
+    ih->size = uint32_t(data.size());
+    if (!data.empty()) std::memcpy(base + data_end_, data.data(), data.size());
+    ++nritems_;
+    used_ += uint32_t(need);
+    last_ = key;
+    ++items_;
+    return {};
+}
 
-    // Node levels.
+Result<BuiltTree> TreeStreamBuilder::finish() {
+    BTK_TRY(bad_options_);
+    if (!leaf_.empty() || children_.empty()) {
+        if (leaf_.empty()) leaf_.assign(opts_.nodesize, 0);
+        BTK_TRY(flush_leaf());
+    }
+    if (plan_from_leaves(opts_, children_.size()).root_level >= MAX_LEVEL)
+        return make_error(Errc::invalid_argument, "tree would need too many levels");
+    const uint32_t ns = opts_.nodesize;
     uint8_t level = 0;
-    const size_t cap = node_capacity(opts);
+    const size_t cap = node_capacity(opts_);
+    std::vector<Child> children = std::move(children_);
     while (children.size() > 1) {
         ++level;
         std::vector<Child> parents;
@@ -142,24 +173,24 @@ Result<BuiltTree> build_tree(const TreeBuildOptions& opts, std::span<const TreeI
         for (size_t g = 0; g < gstarts.size(); ++g) {
             const size_t begin = gstarts[g];
             const size_t end = g + 1 < gstarts.size() ? gstarts[g + 1] : children.size();
-            BTK_ASSIGN(uint64_t bytenr, alloc(level));
+            BTK_ASSIGN(uint64_t bytenr, alloc_(level));
             std::vector<uint8_t> b(ns, 0);
             auto* ptrs = reinterpret_cast<key_ptr*>(b.data() + sizeof(header));
             for (size_t i = begin; i < end; ++i) {
                 children[i].key.to_disk(ptrs[i - begin].key);
                 ptrs[i - begin].blockptr = children[i].bytenr;
-                ptrs[i - begin].generation = opts.generation;
+                ptrs[i - begin].generation = opts_.generation;
             }
-            fill_header(b, bytenr, opts.owner, uint32_t(end - begin), level);
-            out.blocks.push_back({bytenr, level, children[begin].key, opts.owner});
+            fill_header(b, bytenr, opts_.owner, uint32_t(end - begin), level);
+            out_.blocks.push_back({bytenr, level, children[begin].key, opts_.owner});
             parents.push_back({children[begin].key, bytenr});
-            BTK_TRY(sink(std::move(b)));
+            BTK_TRY(sink_(std::move(b)));
         }
         children = std::move(parents);
     }
-    out.root = children[0].bytenr;
-    out.level = level;
-    return out;
+    out_.root = children[0].bytenr;
+    out_.level = level;
+    return std::move(out_);
 }
 
 }  // namespace btk

@@ -71,6 +71,36 @@ Result<TreePlan> plan_tree(const TreeBuildOptions& opts, std::span<const TreeIte
 Result<BuiltTree> build_tree(const TreeBuildOptions& opts, std::span<const TreeItem> items,
                              const BlockAllocator& alloc, const BlockSink& sink);
 
+// The same tree as build_tree, from items handed over one at a time in key
+// order: each leaf goes to the sink as soon as the next item does not fit,
+// so only one leaf (and a key pointer per leaf) is held; the node levels are
+// built by finish(). Blocks are allocated in the same order as build_tree's.
+class TreeStreamBuilder {
+public:
+    TreeStreamBuilder(const TreeBuildOptions& opts, BlockAllocator alloc, BlockSink sink);
+    Status add(const Key& key, std::span<const uint8_t> data);
+    // Finishes the last leaf and the node levels; the builder is spent.
+    Result<BuiltTree> finish();
+    uint64_t items() const noexcept { return items_; }
+
+private:
+    Status flush_leaf();
+    TreeBuildOptions opts_;
+    BlockAllocator alloc_;
+    BlockSink sink_;
+    Status bad_options_;
+    std::vector<uint8_t> leaf_;
+    uint32_t nritems_ = 0, data_end_ = 0, used_ = 0;
+    Key first_, last_;
+    uint64_t items_ = 0;
+    struct Child {
+        Key key;
+        uint64_t bytenr;
+    };
+    std::vector<Child> children_;
+    BuiltTree out_;
+};
+
 // Largest item data size that fits in a leaf of this nodesize.
 constexpr uint32_t max_item_data_size(uint32_t nodesize) {
     return format::leaf_data_size(nodesize) - sizeof(format::item);
