@@ -331,6 +331,7 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
         if (fsc_ && ctx.handle_items) fsc_->shared_block(ctx.tree, bytenr, level, gen, first_key);
         return;
     }
+    if (fsc_ && ctx.handle_items) fsc_->first_visit(ctx.tree, bytenr);
     BlockRec rec{bytenr, ctx.tree, uint8_t(level), false, ctx.track};
     if (bytenr == 0 || bytenr % ss_ != 0) {
         report(mk(K::block_unaligned, ctx.tree, bytenr).num("sectorsize", ss_));
@@ -1047,6 +1048,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     sum_.fsid = uuid_str(sb.fsid);
     FsCheckConfig fcfg;
     fcfg.check_data_csum = opts_.check_data_csum;
+    fcfg.reuse_shared = opts_.reuse_shared;
     fsc_ = std::make_unique<FsChecker>(*fs_, fcfg, [this](Finding f) { report(std::move(f)); });
 
     stage(2, "checking tree blocks");
@@ -1080,6 +1082,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     }
     fsc_->finish();
     sum_.data_bytes_verified = fsc_->data_bytes_verified();
+    sum_.reused_inodes = fsc_->reused_inodes();
     extras_.finish(sum_);
     return sum_;
 }

@@ -39,6 +39,7 @@ struct CheckOptions {
     std::optional<uint64_t> tree_root;   // use this root tree block
     size_t cache_bytes = 64ull << 20;
     bool check_data_csum = false;        // read and verify every checksummed data block
+    bool reuse_shared = true;            // inodes inside snapshot-shared subtrees from the earlier tree's links
     int threads = -1;                    // tree block readers besides the walk: -1 one per idle core, 0 none
     bool qgroup_report = false;          // list every qgroup's counts (verified anyway when quotas are on)
     std::optional<uint64_t> subvol_extents;  // list the extents of this subvolume with their sharing
@@ -67,6 +68,7 @@ struct CheckSummary {
     uint64_t bytes_used = 0;    // sum of extent sizes in the extent tree
     std::string fsid;           // text UUID of the filesystem
     uint64_t data_bytes_verified = 0;  // with check_data_csum
+    uint64_t reused_inodes = 0;  // inodes with links, taken from an earlier tree's log (CheckOptions::reuse_shared)
     // Qgroups (with quotas on or CheckOptions::qgroup_report); the note says
     // why they were not verified ("" when they were).
     bool qgroups_computed = false;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -36,7 +37,7 @@ struct RootRec {
     uint64_t id = 0, offset = 0, flags = 0, root_dirid = 0;
     uint32_t refs = 0;
     bool dropping = false, has_uuid = false;
-    uint8_t uuid[16]{}, received[16]{};
+    uint8_t uuid[16]{}, received[16]{}, parent[16]{};
 };
 
 struct RefRec {
@@ -79,6 +80,7 @@ struct StreamMsg {
     int level = 0;
     std::optional<Key> first_key;
     bool complete = false;  // END
+    uint64_t first_tree = 0;  // SHARED: the streamed tree that read the block first (0: none)
 };
 
 struct FsChecker::Impl {
@@ -103,6 +105,7 @@ struct FsChecker::Impl {
     std::set<uint64_t> damaged, walked, checked;
     bool log_reported = false;
     uint64_t stream_tree = 0;  // the subvolume tree being walked (main thread)
+    std::unordered_map<uint64_t, uint64_t> first_tree;  // block -> streamed tree that read it first (main thread)
 
     // The worker thread streaming subvolume trees. Messages go in batches
     // (fewer wake-ups); the bounded queue makes the walk wait rather than
@@ -124,7 +127,9 @@ struct FsChecker::Impl {
     void root_tree_leaf(const TreeBlock& leaf);
     void uuid_leaf(const TreeBlock& leaf);
     BlockRef read_again(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key);
-    void walk_shared(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key);
+    void walk_shared(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key,
+                     const FsTreeStream::TreeLog* log);
+    bool replay_shared(const BlockRef& blk, const FsTreeStream::TreeLog& log);
     void root_checks();
     void uuid_checks();
 };
@@ -150,6 +155,7 @@ void FsChecker::Impl::root_tree_leaf(const TreeBlock& leaf) {
                 r.has_uuid = true;
                 std::memcpy(r.uuid, ri.uuid, 16);
                 std::memcpy(r.received, ri.received_uuid, 16);
+                std::memcpy(r.parent, ri.parent_uuid, 16);
             }
             auto bad = [&](std::string p) {
                 report(item_finding(K::root_item_invalid, ROOT_TREE_OBJECTID, leaf.bytenr(), k)
@@ -218,15 +224,66 @@ BlockRef FsChecker::Impl::read_again(uint64_t bytenr, int level, uint64_t gen, c
     return nullptr;
 }
 
-void FsChecker::Impl::walk_shared(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key) {
+void FsChecker::Impl::walk_shared(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key,
+                                  const FsTreeStream::TreeLog* log) {
     const BlockRef blk = read_again(bytenr, level, gen, first_key);
     if (!blk) {
         shared_failed = true;
         return;
     }
+    // The subtree's inner inodes from the log of the tree that read it first
+    // (its descendants were in that tree too).
+    if (log && replay_shared(blk, *log)) return;
     if (blk->is_leaf()) return stream.leaf(*blk);
     for (uint32_t i = 0; i < blk->nritems(); ++i)
-        walk_shared(blk->blockptr(i), level - 1, blk->ptr_generation(i), blk->key(i));
+        walk_shared(blk->blockptr(i), level - 1, blk->ptr_generation(i), blk->key(i), log);
+}
+
+bool FsChecker::Impl::replay_shared(const BlockRef& blk, const FsTreeStream::TreeLog& log) {
+    // The first and the last inode may have items outside the subtree: theirs
+    // are streamed, from the leaves at either edge holding them (at most
+    // EDGE_LEAVES per side, else the whole subtree is streamed).
+    constexpr size_t EDGE_LEAVES = 32;
+    std::vector<BlockRef> left, right;
+    // Leaves from one edge until one holds an item of another inode than
+    // `ino` (*ino = 0: that of the first item met). Returns false when a
+    // block is unusable or the edge is too long.
+    std::function<int(const BlockRef&, bool, uint64_t&, std::vector<BlockRef>&)> edge =
+        [&](const BlockRef& b, bool from_right, uint64_t& ino, std::vector<BlockRef>& out) -> int {
+        // 1: done, 0: go on, -1: give up
+        const uint32_t n = b->nritems();
+        if (n == 0) return -1;
+        if (b->is_leaf()) {
+            if (out.size() >= EDGE_LEAVES) return -1;
+            out.push_back(b);
+            const Key near = b->key(from_right ? n - 1 : 0), far = b->key(from_right ? 0 : n - 1);
+            if (!ino) ino = near.objectid;
+            return far.objectid != ino ? 1 : 0;
+        }
+        for (uint32_t k = 0; k < n; ++k) {
+            const uint32_t i = from_right ? n - 1 - k : k;
+            const BlockRef c = read_again(b->blockptr(i), b->level() - 1, b->ptr_generation(i), b->key(i));
+            if (!c) return -1;
+            if (const int r = edge(c, from_right, ino, out)) return r;
+        }
+        return 0;
+    };
+    uint64_t head = 0, tail = 0;
+    if (edge(blk, false, head, left) != 1 || edge(blk, true, tail, right) != 1) return false;
+    if (head >= tail || head < FIRST_FREE_OBJECTID || tail > LAST_FREE_OBJECTID) return false;
+    const TreeBlock& hl = *left.back();   // where the first inode ends
+    const TreeBlock& tl = *right.back();  // where the last one starts
+    uint32_t head_end = 0;
+    while (head_end < hl.nritems() && hl.key(head_end).objectid == head) ++head_end;
+    uint32_t tail_start = tl.nritems();
+    while (tail_start > 0 && tl.key(tail_start - 1).objectid == tail) --tail_start;
+    if (tail_start == 0) return false;
+    for (size_t i = 0; i + 1 < left.size(); ++i) stream.leaf(*left[i]);
+    stream.items(hl, 0, head_end);
+    stream.replay(log, head, tail, tl.key(tail_start - 1));
+    stream.items(tl, tail_start, tl.nritems());
+    for (size_t i = right.size() - 1; i-- > 0;) stream.leaf(*right[i]);
+    return true;
 }
 
 void FsChecker::Impl::root_checks() {
@@ -380,7 +437,10 @@ void FsChecker::Impl::work() {
                     stream.begin(m.info);
                     break;
                 case StreamMsg::LEAF: stream.leaf(*m.leaf); break;
-                case StreamMsg::SHARED: walk_shared(m.bytenr, m.level, m.generation, m.first_key); break;
+                case StreamMsg::SHARED:
+                    walk_shared(m.bytenr, m.level, m.generation, m.first_key,
+                                m.first_tree && m.first_tree != stream.root() ? stream.log_of(m.first_tree) : nullptr);
+                    break;
                 case StreamMsg::END: stream.end(m.complete && !shared_failed); break;
             }
             m.leaf.reset();  // free the block now, not with the batch
@@ -424,6 +484,14 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
     info.no_holes = p_->fs.has_incompat(FEATURE_INCOMPAT_NO_HOLES);
     // The data relocation tree holds relocation's temporary copies.
     info.need_csums = tree != DATA_RELOC_TREE_OBJECTID;
+    info.keep_log = false;
+    // Later trees that may share blocks with this one: its snapshots and
+    // other snapshots of its source.
+    for (const RootRec& o : p_->roots) {
+        if (o.id <= tree || o.refs == 0 || o.dropping || !o.has_uuid || !r->has_uuid || is_zero_uuid(o.parent)) continue;
+        if (std::memcmp(o.parent, r->uuid, 16) == 0 || std::memcmp(o.parent, r->parent, 16) == 0)
+            info.keep_log = p_->cfg.reuse_shared;
+    }
     // Trees after the csum tree check their extents' checksums as they go.
     info.csums_ready = p_->walked.count(CSUM_TREE_OBJECTID) && !p_->damaged.count(CSUM_TREE_OBJECTID);
     p_->stream_tree = tree;
@@ -454,7 +522,14 @@ void FsChecker::leaf(uint64_t tree, const BlockRef& leaf) {
 
 void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,
                              const std::optional<Key>& first_key) {
-    if (p_->stream_tree == tree) p_->put({StreamMsg::SHARED, {}, nullptr, bytenr, generation, level, first_key, false});
+    if (p_->stream_tree != tree) return;
+    auto it = p_->first_tree.find(bytenr);
+    p_->put({StreamMsg::SHARED, {}, nullptr, bytenr, generation, level, first_key, false,
+             it == p_->first_tree.end() ? 0 : it->second});
+}
+
+void FsChecker::first_visit(uint64_t tree, uint64_t bytenr) {
+    if (p_->stream_tree == tree) p_->first_tree.emplace(bytenr, tree);
 }
 
 void FsChecker::block_problem(const Finding& f) {
@@ -473,5 +548,6 @@ void FsChecker::finish() {
 }
 
 uint64_t FsChecker::data_bytes_verified() const noexcept { return p_->csum.verified_bytes(); }
+uint64_t FsChecker::reused_inodes() const noexcept { return p_->stream.reused_inodes(); }
 
 }  // namespace btk

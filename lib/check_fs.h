@@ -27,6 +27,9 @@ namespace btk {
 struct FsCheckConfig {
     bool check_data_csum = false;
     unsigned data_threads = 0;  // 0: one per core, at most 4
+    // Inodes wholly inside a subtree shared with an earlier clean tree are
+    // taken from its link log (false: their items are read again; tests).
+    bool reuse_shared = true;
 };
 
 class FsChecker {
@@ -46,6 +49,8 @@ public:
     // The walk of `tree` met a block it had already read for another tree.
     void shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,
                       const std::optional<Key>& first_key);
+    // The walk of `tree` reads block `bytenr` for the first time.
+    void first_visit(uint64_t tree, uint64_t bytenr);
     // Sees every finding: when the walk could not use a block of a tree, the
     // checks of that tree that need every item are skipped (they would only
     // echo the block's problem).
@@ -54,6 +59,7 @@ public:
     void finish();
 
     uint64_t data_bytes_verified() const noexcept;
+    uint64_t reused_inodes() const noexcept;
 
 private:
     struct Impl;

@@ -56,11 +56,27 @@ void FsTreeStream::begin(const FsTreeInfo& info) {
     orphans_.clear();
     unlinked_.clear();
     pending_.clear();
+    cur_log_ = TreeLog{};
+    logging_ = info.keep_log && log_bytes_ < LOG_BUDGET;
 }
 
-void FsTreeStream::leaf(const TreeBlock& leaf) {
+void FsTreeStream::log(const LinkRec& r) {
+    if (!logging_) return;
+    if (log_bytes_ + sizeof r > LOG_BUDGET) {
+        logging_ = false;
+        log_bytes_ -= cur_log_.recs.size() * sizeof r;
+        cur_log_ = TreeLog{};
+        return;
+    }
+    log_bytes_ += sizeof r;
+    cur_log_.recs.push_back(r);
+}
+
+void FsTreeStream::leaf(const TreeBlock& leaf) { items(leaf, 0, leaf.nritems()); }
+
+void FsTreeStream::items(const TreeBlock& leaf, uint32_t from, uint32_t to) {
     if (!active_) return;
-    for (uint32_t s = 0; s < leaf.nritems(); ++s) {
+    for (uint32_t s = from; s < to && s < leaf.nritems(); ++s) {
         const Key k = leaf.key(s);
         // The walk hands leaves over in key order; a block that breaks it was
         // reported by the walk, and its items would only confuse the stream.
@@ -185,6 +201,7 @@ void FsTreeStream::inode_refs(const TreeBlock& leaf, uint32_t slot, const Key& k
                     .num("expected", extref_hash(r.parent, r.name)));
         const Link l{cur_.ino, r.parent, name_fp(r.name), r.index, ft};
         (r.parent < cur_.ino ? cur_.refs : early_refs_).push_back(l);
+        log({l.child, l.parent, l.fp, l.index, l.type, LinkRec::REF, 0});
     }
 }
 
@@ -260,24 +277,8 @@ void FsTreeStream::finish_inode() {
     }
     // Entries for children before this inode never got their inode ref;
     // entries for this inode meet its refs.
-    match_heap(ino);
-    group_.clear();
-    while (!heap_.empty() && heap_.front().child == ino) {
-        std::pop_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
-        group_.push_back(heap_.back());
-        heap_.pop_back();
-    }
     std::sort(cur_.refs.begin(), cur_.refs.end());
-    for (size_t i = 0, j = 0; i < group_.size() || j < cur_.refs.size();) {
-        const Link& x = i < group_.size() && (j >= cur_.refs.size() || !(cur_.refs[j] < group_[i])) ? group_[i]
-                                                                                                    : cur_.refs[j];
-        size_t i2 = i, j2 = j;
-        while (i2 < group_.size() && group_[i2].parent == x.parent && group_[i2].fp == x.fp) ++i2;
-        while (j2 < cur_.refs.size() && cur_.refs[j2].parent == x.parent && cur_.refs[j2].fp == x.fp) ++j2;
-        match_group(group_.data() + i, i2 - i, cur_.refs.data() + j, j2 - j);
-        i = i2;
-        j = j2;
-    }
+    match_refs(ino, cur_.refs);
     pair_dir_entries();
     if (!cur_.has_item) return;
     const uint8_t ft = mode_to_ft(cur_.mode);
@@ -293,7 +294,71 @@ void FsTreeStream::finish_inode() {
         if (cur_.ext_end < want)
             add(mk(K::file_extent_gap, ino).num("start", cur_.ext_end).num("end", want), ino, true);
     }
-    if (cur_.nlink == 0) unlinked_.push_back(ino);
+    if (cur_.nlink == 0) {
+        unlinked_.push_back(ino);
+        log({ino, 0, 0, 0, 0, LinkRec::UNLINKED, 0});
+    }
+}
+
+void FsTreeStream::match_refs(uint64_t ino, const std::vector<Link>& refs) {
+    match_heap(ino);
+    group_.clear();
+    while (!heap_.empty() && heap_.front().child == ino) {
+        std::pop_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
+        group_.push_back(heap_.back());
+        heap_.pop_back();
+    }
+    for (size_t i = 0, j = 0; i < group_.size() || j < refs.size();) {
+        const Link& x = i < group_.size() && (j >= refs.size() || !(refs[j] < group_[i])) ? group_[i] : refs[j];
+        size_t i2 = i, j2 = j;
+        while (i2 < group_.size() && group_[i2].parent == x.parent && group_[i2].fp == x.fp) ++i2;
+        while (j2 < refs.size() && refs[j2].parent == x.parent && refs[j2].fp == x.fp) ++j2;
+        match_group(group_.data() + i, i2 - i, refs.data() + j, j2 - j);
+        i = i2;
+        j = j2;
+    }
+}
+
+void FsTreeStream::replay(const TreeLog& lg, uint64_t head, uint64_t tail, const Key& before_tail) {
+    if (!active_) return;
+    finish_inode();
+    started_ = false;
+    auto inner = [&](uint64_t ino) { return ino > head && ino < tail; };
+    const auto& recs = lg.recs;
+    auto by_owner = [](const LinkRec& r, uint64_t ino) { return r.owner() < ino; };
+    auto it = std::lower_bound(recs.begin(), recs.end(), head + 1, by_owner);
+    const auto hi = std::lower_bound(it, recs.end(), tail, by_owner);
+    while (it != hi) {
+        const uint64_t x = it->owner();
+        ++reused_;
+        replay_refs_.clear();
+        for (; it != hi && it->owner() == x; ++it) {
+            const LinkRec& r = *it;
+            log(r);
+            const Link l{r.child, r.parent, r.fp, r.index, r.type};
+            switch (r.kind) {
+                case LinkRec::REF:
+                    // Links between two inner inodes matched in the earlier tree.
+                    if (inner(r.parent)) break;
+                    (r.parent < x ? replay_refs_ : early_refs_).push_back(l);
+                    break;
+                case LinkRec::ENTRY:
+                    if (!inner(r.child)) add_entry_link(l);
+                    break;
+                case LinkRec::SUBVOL:
+                    if (subvol_links_)
+                        subvol_links_->push_back({info_.root, r.parent, r.child, r.index, r.fp, bool(r.flags & 1),
+                                                  bool(r.flags & 2)});
+                    break;
+                case LinkRec::UNLINKED: unlinked_.push_back(x); break;
+            }
+        }
+        std::sort(replay_refs_.begin(), replay_refs_.end());
+        match_refs(x, replay_refs_);
+    }
+    if (inner(info_.root_dirid)) root_dir_seen_ = true;
+    have_last_ = true;
+    last_key_ = before_tail;
 }
 
 void FsTreeStream::add_entry_link(const Link& l) {
@@ -355,8 +420,10 @@ void FsTreeStream::pair_dir_entries() {
     auto emit = [&](const Named& n, uint64_t idx, bool has_item, bool has_index) {
         if (n.loc_type == ROOT_ITEM_KEY) {
             if (subvol_links_) subvol_links_->push_back({info_.root, dir, n.child, idx, n.fp, has_item, has_index});
+            log({n.child, dir, n.fp, idx, n.type, LinkRec::SUBVOL, uint8_t((has_item ? 1 : 0) | (has_index ? 2 : 0))});
         } else {
             add_entry_link({n.child, dir, n.fp, idx, n.type});
+            log({n.child, dir, n.fp, idx, n.type, LinkRec::ENTRY, 0});
         }
     };
     for (const Named& x : index) {
@@ -460,6 +527,14 @@ void FsTreeStream::end(bool complete) {
         for (uint64_t ino : unlinked_)
             if (!orphan(ino)) add(mk(K::inode_no_orphan, ino));
     }
+    // A later tree may take inodes from this tree's log only when this tree
+    // was read whole and found nothing.
+    if (logging_ && complete && pending_.empty())
+        logs_[info_.root] = std::move(cur_log_);
+    else
+        log_bytes_ -= cur_log_.recs.size() * sizeof(LinkRec);
+    cur_log_ = TreeLog{};
+    logging_ = false;
     std::vector<Pending> keep;
     for (Pending& p : pending_) {
         if (p.whole && !complete) continue;

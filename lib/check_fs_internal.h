@@ -19,6 +19,7 @@
 #include <string_view>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace btk::fsck {
@@ -156,6 +157,7 @@ struct FsTreeInfo {
     bool no_holes = false;
     bool need_csums = true;  // datasum extents must have checksums
     bool csums_ready = false;  // the csum tree was read whole before this tree
+    bool keep_log = false;     // keep the link log for later trees (snapshots of this one)
 };
 
 // Streams the items of one subvolume tree in key order. Items of one inode
@@ -164,12 +166,43 @@ struct FsTreeInfo {
 // ordered by child inode until the child's inode refs arrive (children
 // usually follow their directory); the few links going the other way are
 // kept in two vectors matched at the end of the tree.
+//
+// Snapshots share most of their blocks. Each tree keeps a log of its name
+// links (inode refs, directory entries, subvolume links, unlinked inodes) in
+// inode order; when a later tree meets a subtree a clean earlier tree
+// streamed, the inodes wholly inside it (same items, already checked) are
+// taken from that log: only the links leaving the subtree are matched again.
 class FsTreeStream {
 public:
+    // One record of a tree's link log; `owner` is the inode it belongs to.
+    struct LinkRec {
+        enum Kind : uint8_t { REF, ENTRY, SUBVOL, UNLINKED };
+        uint64_t child, parent, fp, index;
+        uint8_t type, kind, flags;  // flags (SUBVOL): 1 has DIR_ITEM, 2 has DIR_INDEX
+        uint64_t owner() const noexcept { return kind == ENTRY || kind == SUBVOL ? parent : child; }
+    };
+    // The log of a tree whose stream was complete and found nothing.
+    struct TreeLog {
+        std::vector<LinkRec> recs;
+    };
+
     FsTreeStream(Filesystem* fs, Report report, CsumCheck* csums, std::vector<SubvolLink>* subvol_links)
         : fs_(fs), report_(std::move(report)), csums_(csums), subvol_links_(subvol_links) {}
     void begin(const FsTreeInfo& info);
     void leaf(const TreeBlock& leaf);
+    // Slots [from, to) of a leaf.
+    void items(const TreeBlock& leaf, uint32_t from, uint32_t to);
+    // Instead of the items of the inodes strictly between `head` and `tail`
+    // (all inside one subtree that `log`'s tree streamed): their links from
+    // the log. `before_tail` is the key before the tail inode's first item.
+    void replay(const TreeLog& log, uint64_t head, uint64_t tail, const Key& before_tail);
+    const TreeLog* log_of(uint64_t tree) const {
+        auto it = logs_.find(tree);
+        return it == logs_.end() ? nullptr : &it->second;
+    }
+    uint64_t reused_inodes() const noexcept { return reused_; }
+    // Bytes all logs may take; a tree whose log would exceed it keeps none.
+    static constexpr size_t LOG_BUDGET = 160ull << 20;
     // `complete`: every leaf of the tree was streamed. When not, checks that
     // need the whole tree are skipped.
     void end(bool complete);
@@ -218,6 +251,10 @@ private:
     void add_entry_link(const Link& l);
     void match_heap(uint64_t upto);
     void match_group(const Link* e, size_t ne, const Link* r, size_t nr);
+    // Matches the dir entries naming `ino` left in the heap with its refs to
+    // earlier directories (sorted).
+    void match_refs(uint64_t ino, const std::vector<Link>& refs);
+    void log(const LinkRec& r);
     std::string entry_name(const RootRef& root, uint64_t dir, uint64_t child, uint64_t fp, uint64_t index);
     std::string ref_name(const RootRef& root, uint64_t child, uint64_t parent, uint64_t fp);
     Finding mk(FindingKind k, uint64_t ino = 0) const;
@@ -260,6 +297,12 @@ private:
     std::vector<uint64_t> complete_trees_;
     std::vector<DirEntry> scratch_entries_;
     std::vector<RefEntry> scratch_refs_;
+    std::vector<Link> replay_refs_;
+    std::unordered_map<uint64_t, TreeLog> logs_;  // clean trees streamed so far
+    TreeLog cur_log_;
+    bool logging_ = false;
+    size_t log_bytes_ = 0;  // in logs_ and cur_log_
+    uint64_t reused_ = 0;
 };
 
 // --- csum tree and data ----------------------------------------------------

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# btk check takes the inodes wholly inside a subtree that a snapshot shares
+# with an earlier clean tree from that tree's link log instead of reading
+# their items again. This test compares it with --reread-shared (every item
+# read again) on a kernel-written subvolume and its snapshot: clean, and with
+# corruptions in the snapshot's own leaves whose links lead into shared ones.
+# The outputs must be identical, the corruptions found, and the reuse must
+# have happened (BTK_CHECK_STATS).
+set -uo pipefail
+bin=${1:?usage: test-check-shared.sh BIN_DIR}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+corrupt=$top/tests/tools/btrfs_corrupt.py
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/loop-control ] || ! command -v mkfs.btrfs >/dev/null; then
+    echo "SKIP: *** test-check-shared: needs root, loop devices and btrfs-progs ***"
+    exit 0
+fi
+tmp=$(mktemp -d /tmp/btk-check-shared.XXXXXX)
+mnt=$tmp/mnt
+cleanup() {
+    mountpoint -q "$mnt" && umount "$mnt"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+[ -n "${KEEP:-}" ] && trap - EXIT
+mkdir -p "$mnt"
+fail() { echo "FAIL $*"; }
+pass() { echo "PASS $*"; }
+
+base=$tmp/base.img
+truncate -s 256M "$base"
+mkfs.btrfs -q -f -n 4096 "$base" >/dev/null
+mount -o loop "$base" "$mnt"
+btrfs -q subvolume create "$mnt/data"
+python3 - "$mnt/data" <<'EOF'
+import os, sys
+root = sys.argv[1]
+for d in range(10):
+    p = os.path.join(root, "d%d" % d)
+    os.mkdir(p)
+    for i in range(300):
+        with open(os.path.join(p, "file-%04d-with-a-longer-name" % i), "w") as f:
+            f.write("x" * (i % 50))
+for i in range(0, 300, 30):
+    os.link(os.path.join(root, "d2/file-%04d-with-a-longer-name" % i), os.path.join(root, "d9/link-%04d" % i))
+EOF
+btrfs -q subvolume snapshot "$mnt/data" "$mnt/snap"
+# The snapshot changes a little: its own leaves among shared ones.
+for i in 1 2 3; do echo new >"$mnt/snap/d3/new-file-$i"; done
+rm -f "$mnt"/snap/d7/file-01[0-4]*
+new_ino=$(stat -c %i "$mnt/snap/d3/new-file-1")
+d3=$(stat -c %i "$mnt/snap/d3")
+d5=$(stat -c %i "$mnt/snap/d5")
+old_ino=$(stat -c %i "$mnt/snap/d8/file-0150-with-a-longer-name")
+umount "$mnt"
+
+data_id=256 snap_id=257
+# Leaves of the source tree: the corruptions must stay out of them.
+for t in 1 12 84 96 108; do python3 "$corrupt" "$base" find $data_id $t; done | awk '{print $3}' | sort -u >"$tmp/data-leaves"
+own_leaf() {  # own_leaf TYPE OBJECTID OFFSET -> exit 0 if that snapshot item's leaf is not shared
+    local leaf
+    leaf=$(python3 "$corrupt" "$base" find $snap_id "$1" | awk -v o="$2" -v f="$3" '$1 == o && $2 == f {print $3}')
+    [ -n "$leaf" ] && ! grep -qx "$leaf" "$tmp/data-leaves"
+}
+
+# compare NAME IMAGE EXPECTED_EXIT
+compare() {
+    local name=$1 img=$2 want=$3 rc1=0 rc2=0
+    BTK_CHECK_STATS=1 "$bin/btk-check" "$img" >"$tmp/reuse.out" 2>"$tmp/reuse.err" || rc1=$?
+    "$bin/btk-check" --reread-shared "$img" >"$tmp/reread.out" 2>&1 || rc2=$?
+    local reused
+    reused=$(sed -n 's/^btk check: \([0-9]*\) inodes taken.*/\1/p' "$tmp/reuse.err")
+    if ! cmp -s "$tmp/reuse.out" "$tmp/reread.out"; then
+        fail "$name: output differs from --reread-shared"
+        diff "$tmp/reuse.out" "$tmp/reread.out" | head -20
+    elif [ "$rc1" != "$want" ] || [ "$rc2" != "$want" ]; then
+        fail "$name: exit $rc1 / $rc2, expected $want"
+        tail -8 "$tmp/reuse.out"
+    elif [ "${reused:-0}" -lt 100 ]; then
+        fail "$name: only ${reused:-0} inodes were taken from shared subtrees (no reuse tested)"
+    else
+        pass "$name: same findings as --reread-shared, $reused inodes taken from the shared subtrees"
+    fi
+}
+
+compare clean "$base" 0
+
+# A: the new file's DIR_INDEX names an old inode that sits in a shared leaf.
+idx=$(python3 "$corrupt" "$base" find $snap_id 96 | awk -v d="$d3" '$1 == d {print $2}' | sort -n | tail -1)
+img=$tmp/a.img
+cp --sparse=always "$base" "$img"
+if ! own_leaf 96 "$d3" "$idx"; then
+    fail "dir index into shared leaf: the snapshot's DIR_INDEX $d3/$idx is not in a leaf of its own"
+else
+    python3 "$corrupt" "$img" item-field $snap_id "$d3" 96 "$idx" 0 8 "$old_ino"
+    compare "dir index into shared leaf" "$img" 1
+fi
+
+# B: the new file's inode ref names another directory (shared leaves).
+img=$tmp/b.img
+cp --sparse=always "$base" "$img"
+if ! own_leaf 12 "$new_ino" "$d3"; then
+    fail "inode ref to shared dir: the snapshot's INODE_REF $new_ino/$d3 is not in a leaf of its own"
+else
+    python3 "$corrupt" "$img" item-key $snap_id "$new_ino" 12 "$d3" "$new_ino" 12 "$d5"
+    compare "inode ref to shared dir" "$img" 1
+fi
+
+# C: a DIR_INDEX of an old file (its inode in a shared leaf), in a leaf the
+# snapshot rewrote, names an inode that does not exist.
+d7_entry=$(python3 "$corrupt" "$base" find $snap_id 96 0 2>/dev/null | while read -r o f leaf loc; do
+    grep -qx "$leaf" "$tmp/data-leaves" && continue
+    [ "$loc" -lt "$new_ino" ] && [ "$o" != "$d3" ] && [ "$loc" != "$o" ] && { echo "$o $f"; break; }
+done)
+img=$tmp/c.img
+cp --sparse=always "$base" "$img"
+if [ -z "$d7_entry" ]; then
+    fail "dir index to nowhere: no DIR_INDEX of an old file in a leaf of the snapshot's own"
+else
+    read -r o f <<<"$d7_entry"
+    python3 "$corrupt" "$img" item-field $snap_id "$o" 96 "$f" 0 8 999999
+    compare "dir index to nowhere" "$img" 1
+fi
