@@ -64,12 +64,12 @@ void FsTreeStream::log(const LinkRec& r) {
     if (!logging_) return;
     if (log_bytes_ + sizeof r > LOG_BUDGET) {
         logging_ = false;
-        log_bytes_ -= cur_log_.recs.size() * sizeof r;
+        log_bytes_ -= cur_log_.size() * sizeof r;
         cur_log_ = TreeLog{};
         return;
     }
     log_bytes_ += sizeof r;
-    cur_log_.recs.push_back(r);
+    cur_log_.push_back(r);
 }
 
 void FsTreeStream::leaf(const TreeBlock& leaf) { items(leaf, 0, leaf.nritems()); }
@@ -324,16 +324,14 @@ void FsTreeStream::replay(const TreeLog& lg, uint64_t head, uint64_t tail, const
     finish_inode();
     started_ = false;
     auto inner = [&](uint64_t ino) { return ino > head && ino < tail; };
-    const auto& recs = lg.recs;
-    auto by_owner = [](const LinkRec& r, uint64_t ino) { return r.owner() < ino; };
-    auto it = std::lower_bound(recs.begin(), recs.end(), head + 1, by_owner);
-    const auto hi = std::lower_bound(it, recs.end(), tail, by_owner);
+    size_t it = lg.lower_bound(head + 1);
+    const size_t hi = lg.lower_bound(tail, it);
     while (it != hi) {
-        const uint64_t x = it->owner();
+        const uint64_t x = lg[it].owner();
         ++reused_;
         replay_refs_.clear();
-        for (; it != hi && it->owner() == x; ++it) {
-            const LinkRec& r = *it;
+        for (; it != hi && lg[it].owner() == x; ++it) {
+            const LinkRec& r = lg[it];
             log(r);
             const Link l{r.child, r.parent, r.fp, r.index, r.type};
             switch (r.kind) {
@@ -532,7 +530,7 @@ void FsTreeStream::end(bool complete) {
     if (logging_ && complete && pending_.empty())
         logs_[info_.root] = std::move(cur_log_);
     else
-        log_bytes_ -= cur_log_.recs.size() * sizeof(LinkRec);
+        log_bytes_ -= cur_log_.size() * sizeof(LinkRec);
     cur_log_ = TreeLog{};
     logging_ = false;
     std::vector<Pending> keep;

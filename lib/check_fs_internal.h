@@ -182,8 +182,31 @@ public:
         uint64_t owner() const noexcept { return kind == ENTRY || kind == SUBVOL ? parent : child; }
     };
     // The log of a tree whose stream was complete and found nothing.
+    // In chunks: it grows to millions of records, and a vector would copy
+    // them (into freshly faulted pages) at every doubling.
     struct TreeLog {
-        std::vector<LinkRec> recs;
+        static constexpr size_t CHUNK = 8192;
+        std::vector<std::unique_ptr<LinkRec[]>> chunks;
+        size_t n = 0;
+        size_t size() const noexcept { return n; }
+        const LinkRec& operator[](size_t i) const noexcept { return chunks[i / CHUNK][i % CHUNK]; }
+        void push_back(const LinkRec& r) {
+            if (n % CHUNK == 0) chunks.push_back(std::make_unique_for_overwrite<LinkRec[]>(CHUNK));
+            chunks[n / CHUNK][n % CHUNK] = r;
+            ++n;
+        }
+        // First record whose owner is >= ino (records are in owner order).
+        size_t lower_bound(uint64_t ino, size_t from = 0) const noexcept {
+            size_t lo = from, hi = n;
+            while (lo < hi) {
+                const size_t mid = lo + (hi - lo) / 2;
+                if ((*this)[mid].owner() < ino)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            return lo;
+        }
     };
 
     FsTreeStream(Filesystem* fs, Report report, CsumCheck* csums, std::vector<SubvolLink>* subvol_links)
