@@ -30,14 +30,6 @@ Result<BlockRef> TreeBlock::parse(std::unique_ptr<uint8_t[]> data, uint32_t size
     return BlockRef(new TreeBlock(std::move(data), size, n));
 }
 
-const format::disk_key& TreeBlock::disk_key(uint32_t slot) const noexcept {
-    const uint8_t* base = data_.get() + sizeof(format::header);
-    if (is_leaf()) return reinterpret_cast<const format::item*>(base)[slot].key;
-    return reinterpret_cast<const format::key_ptr*>(base)[slot].key;
-}
-
-Key TreeBlock::key(uint32_t slot) const noexcept { return Key::from_disk(disk_key(slot)); }
-
 uint32_t TreeBlock::leaf_free_space() const noexcept {
     const uint32_t data_size = size_ - sizeof(format::header);
     uint32_t lowest = data_size;

@@ -38,8 +38,13 @@ public:
     uint32_t nritems() const noexcept { return nritems_; }
 
     // Key of item or pointer `slot` (slot < nritems()).
-    Key key(uint32_t slot) const noexcept;
-    const format::disk_key& disk_key(uint32_t slot) const noexcept;
+    // (Inline: the checkers call these for every item.)
+    Key key(uint32_t slot) const noexcept { return Key::from_disk(disk_key(slot)); }
+    const format::disk_key& disk_key(uint32_t slot) const noexcept {
+        const uint8_t* base = data_.get() + sizeof(format::header);
+        if (is_leaf()) return reinterpret_cast<const format::item*>(base)[slot].key;
+        return reinterpret_cast<const format::key_ptr*>(base)[slot].key;
+    }
 
     // Leaf only.
     const format::item& item(uint32_t slot) const noexcept {
