@@ -443,7 +443,11 @@ void Checker::chunk_item(const TreeBlock& leaf, uint32_t slot) {
     if (!ch) {
         Finding f = mk(K::chunk_invalid, CHUNK_TREE_OBJECTID, leaf.bytenr());
         f.key = k;
-        f.num("logical", k.offset).str("problem", ch.error().message);
+        // parse_chunk's messages start with "chunk LOGICAL: ", as the template does.
+        std::string problem = ch.error().message;
+        const std::string prefix = fmt::format("chunk {}: ", k.offset);
+        if (problem.starts_with(prefix)) problem.erase(0, prefix.size());
+        f.num("logical", k.offset).str("problem", std::move(problem));
         report(std::move(f));
         return;
     }
@@ -720,7 +724,10 @@ void Checker::check_chunks_devices() {
             const auto* dk = view_at<disk_key>(a, p);
             const auto* ck = view_at<chunk>(a, p + sizeof(disk_key));
             if (!dk || !ck || dk->type != CHUNK_ITEM_KEY) {
-                report(mk(K::sys_array_invalid).str("problem", fmt::format("bad entry at offset {}", p)));
+                report(mk(K::sys_array_invalid)
+                           .str("problem", dk && dk->type != CHUNK_ITEM_KEY
+                                               ? fmt::format("entry at offset {} has key type {}, not CHUNK_ITEM", p, dk->type)
+                                               : fmt::format("truncated entry at offset {}", p)));
                 break;
             }
             const size_t sz = chunk_item_size(ck->num_stripes);

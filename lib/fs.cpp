@@ -61,7 +61,12 @@ Result<std::unique_ptr<Filesystem>> Filesystem::open(const std::vector<std::stri
         fs->warnings_.push_back(fmt::format("{} of {} devices present", fs->devices_.size(),
                                             fs->sb_.num_devices.get()));
 
-    BTK_TRY(fs->chunks_.add_sys_chunk_array(fs->sb_));
+    if (auto s = fs->chunks_.add_sys_chunk_array(fs->sb_); !s) {
+        // The entries before a damaged one are kept: with them the chunk
+        // tree may still be readable (check reports the array's damage).
+        if (!opts.tolerate_chunk_errors || fs->chunks_.chunks().empty()) return std::move(s).error();
+        fs->warnings_.push_back(s.error().message);
+    }
     if (auto s = fs->load_chunk_tree(opts.tolerate_chunk_errors); !s) return std::move(s).error();
     return fs;
 }

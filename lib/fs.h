@@ -28,7 +28,9 @@ struct OpenOptions {
     bool writable = false;
     size_t cache_bytes = 256ull << 20;      // block cache budget
     // Open even when the chunk tree cannot be read fully (restore on damage):
-    // the sys_chunk_array mappings are kept and the error is recorded.
+    // the sys_chunk_array mappings are kept and the error is recorded. A
+    // damaged sys_chunk_array entry is tolerated too when an entry before it
+    // parsed.
     bool tolerate_chunk_errors = false;
 };
 

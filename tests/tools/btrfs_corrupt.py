@@ -49,6 +49,12 @@ the tree's root):
   btrfs_corrupt.py IMG data-byte LOGICAL MIRROR                      (flip a data byte in one copy)
   btrfs_corrupt.py IMG super-log-root BYTENR LEVEL                   (every superblock copy)
 
+Superblock edits (fixtures-a):
+  btrfs_corrupt.py IMG super-field POS SIZE VALUE          (SIZE-byte LE value at POS, every copy)
+  btrfs_corrupt.py IMG super-copy-field MIRROR POS SIZE VALUE (the same in one copy; csum fixed)
+  btrfs_corrupt.py IMG sys-array-copy LOGICAL NEWLOGICAL   (append a copy of the sys_chunk_array
+                                                            entry of LOGICAL under key NEWLOGICAL)
+
 Numbers may be decimal, 0x hex or negative (objectids like -10 for EXTENT_CSUM). TREE is a tree id (2 extent, 3 chunk,
 4 dev, 5 fs, 11 block group); TYPE an item type number. Only crc32c images
 with single or DUP chunks are supported (what the fixtures use).
@@ -444,6 +450,39 @@ def main(argv):
                     print(oid, off, struct.unpack_from("<Q", blk, 48)[0], end=extra + "\n")
             return False
         img.walk(img.tree_root(args[0]), fn)
+    # --- fixtures-a: superblock edits ---
+    elif op in ("super-field", "super-copy-field"):
+        offs = img.supers() if op == "super-field" else [SUPER_OFFSETS[args[0]]]
+        pos, size, value = args[-3:]
+        if pos + size > 4096:
+            sys.exit("edit beyond the superblock")
+        for off in offs:
+            sb = img.read(off, 4096)
+            if op == "super-copy-field" or sb[64:72] == b"_BHRfS_M":
+                sb[pos:pos + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+                img.write_super(off, sb)
+    elif op == "sys-array-copy":
+        for off in img.supers():
+            sb = img.read(off, 4096)
+            if sb[64:72] != b"_BHRfS_M":
+                continue
+            n = struct.unpack_from("<I", sb, 160)[0]
+            p = 0
+            entry = None
+            while p < n:
+                nst = struct.unpack_from("<H", sb, 811 + p + 17 + 44)[0]
+                size = 17 + 48 + 32 * nst
+                if struct.unpack_from("<Q", sb, 811 + p + 9)[0] == args[0]:
+                    entry = bytearray(sb[811 + p:811 + p + size])
+                p += size
+            if entry is None:
+                sys.exit("chunk %d is not in sys_chunk_array" % args[0])
+            if n + len(entry) > 2048:
+                sys.exit("sys_chunk_array is full")
+            struct.pack_into("<Q", entry, 9, args[1])
+            sb[811 + n:811 + n + len(entry)] = entry
+            struct.pack_into("<I", sb, 160, n + len(entry))
+            img.write_super(off, sb)
     else:
         sys.exit("unknown operation " + op)
 

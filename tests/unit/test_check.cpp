@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fs.h"
+#include "mkfs.h"
+#include "super.h"
 
 using namespace btk;
 
@@ -69,4 +72,44 @@ TEST_CASE("check_filesystem: errors when it cannot run") {
     CHECK(r.error().message.find("no valid btrfs superblock") != std::string::npos);
     unlink(path);
     CHECK(n == 0);
+}
+
+TEST_CASE("check_filesystem: a damaged sys_chunk_array tail is a finding, not a failure to run") {
+    char dir[] = "/tmp/btk-check-unit-sys.XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    const std::string img = std::string(dir) + "/s.img";
+    MkfsOptions o;
+    o.devices = {img};
+    o.byte_count = 128ull << 20;
+    o.fsid = "11111111-2222-4333-8444-555555555555";
+    o.time = 1700000000;
+    o.quiet = true;
+    REQUIRE(mkfs_run(o).ok());
+    // Every copy: the array's size grows by one zeroed key (type 0).
+    FILE* f = std::fopen(img.c_str(), "r+b");
+    REQUIRE(f != nullptr);
+    for (int m = 0; m < 2; ++m) {
+        format::super_block sb{};
+        REQUIRE(std::fseek(f, long(format::super_offset(m)), SEEK_SET) == 0);
+        REQUIRE(std::fread(&sb, sizeof sb, 1, f) == 1);
+        sb.sys_chunk_array_size = sb.sys_chunk_array_size + uint32_t(sizeof(format::disk_key));
+        super_update_csum(sb);
+        REQUIRE(std::fseek(f, long(format::super_offset(m)), SEEK_SET) == 0);
+        REQUIRE(std::fwrite(&sb, sizeof sb, 1, f) == 1);
+    }
+    std::fclose(f);
+
+    CHECK_FALSE(Filesystem::open({img}).ok());
+    OpenOptions oo;
+    oo.tolerate_chunk_errors = true;
+    auto fs = Filesystem::open({img}, oo);
+    REQUIRE_MESSAGE(fs.ok(), fs.error().message);
+    CHECK((*fs)->open_warnings().size() == 1);
+
+    std::vector<std::string> ids;
+    auto r = check_filesystem({img}, {}, [&](const Finding& x) { ids.push_back(x.def().id); });
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(ids == std::vector<std::string>{"sys_array_invalid"});
+    unlink(img.c_str());
+    rmdir(dir);
 }
