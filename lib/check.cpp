@@ -317,7 +317,11 @@ BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr) {
     if (!good) return nullptr;
     auto parsed = TreeBlock::parse(std::move(good), ns_);
     if (!parsed) {
-        report(mk(K::block_invalid, ctx.tree, bytenr).str("problem", parsed.error().message));
+        // Parse errors name the block already; the finding's text does too.
+        std::string problem = parsed.error().message;
+        const std::string prefix = fmt::format("tree block {}: ", bytenr);
+        if (problem.starts_with(prefix)) problem.erase(0, prefix.size());
+        report(mk(K::block_invalid, ctx.tree, bytenr).str("problem", std::move(problem)));
         return nullptr;
     }
     return std::move(parsed).value();
