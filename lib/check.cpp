@@ -582,8 +582,8 @@ void Checker::extent_leaf_item(const TreeBlock& leaf, uint32_t slot) {
             if (bool(flags & EXTENT_FLAG_DATA) == tree || (is_meta && !tree)) {
                 report(bad(K::extent_flags, bytenr)
                            .str("found", fmt::format("{:#x}", flags))
-                           .str("problem", is_meta ? "a metadata item without the TREE_BLOCK flag"
-                                                   : "exactly one of DATA and TREE_BLOCK must be set"));
+                           .str("problem", is_meta && !tree ? "a metadata item without the TREE_BLOCK flag"
+                                                            : "exactly one of DATA and TREE_BLOCK must be set"));
             }
             if (gen > super_gen_)
                 report(bad(K::extent_generation_future, bytenr).num("found", gen).num("expected", super_gen_));
