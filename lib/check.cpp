@@ -317,7 +317,11 @@ BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr) {
     if (!good) return nullptr;
     auto parsed = TreeBlock::parse(std::move(good), ns_);
     if (!parsed) {
-        report(mk(K::block_invalid, ctx.tree, bytenr).str("problem", parsed.error().message));
+        // Parse errors name the block already; the finding's text does too.
+        std::string problem = parsed.error().message;
+        const std::string prefix = fmt::format("tree block {}: ", bytenr);
+        if (problem.starts_with(prefix)) problem.erase(0, prefix.size());
+        report(mk(K::block_invalid, ctx.tree, bytenr).str("problem", std::move(problem)));
         return nullptr;
     }
     return std::move(parsed).value();
@@ -583,8 +587,8 @@ void Checker::extent_leaf_item(const TreeBlock& leaf, uint32_t slot) {
             if (bool(flags & EXTENT_FLAG_DATA) == tree || (is_meta && !tree)) {
                 report(bad(K::extent_flags, bytenr)
                            .str("found", fmt::format("{:#x}", flags))
-                           .str("problem", is_meta ? "a metadata item without the TREE_BLOCK flag"
-                                                   : "exactly one of DATA and TREE_BLOCK must be set"));
+                           .str("problem", is_meta && !tree ? "a metadata item without the TREE_BLOCK flag"
+                                                            : "exactly one of DATA and TREE_BLOCK must be set"));
             }
             if (gen > super_gen_)
                 report(bad(K::extent_generation_future, bytenr).num("found", gen).num("expected", super_gen_));

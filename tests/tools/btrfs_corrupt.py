@@ -49,11 +49,23 @@ the tree's root):
   btrfs_corrupt.py IMG data-byte LOGICAL MIRROR                      (flip a data byte in one copy)
   btrfs_corrupt.py IMG super-log-root BYTENR LEVEL                   (every superblock copy)
 
-Superblock edits (fixtures-a):
+Superblock edits:
   btrfs_corrupt.py IMG super-field POS SIZE VALUE          (SIZE-byte LE value at POS, every copy)
   btrfs_corrupt.py IMG super-copy-field MIRROR POS SIZE VALUE (the same in one copy; csum fixed)
   btrfs_corrupt.py IMG sys-array-copy LOGICAL NEWLOGICAL   (append a copy of the sys_chunk_array
                                                             entry of LOGICAL under key NEWLOGICAL)
+
+Tree block, item and cache edits:
+  btrfs_corrupt.py IMG header-field BYTENR POS SIZE VALUE [MIRROR]   (a tree block header field, every
+                                                           copy or only copy MIRROR; POS < 101)
+  btrfs_corrupt.py IMG node-key-offset BYTENR SLOT VALUE  (a key pointer's key offset in a node)
+  btrfs_corrupt.py IMG item-insert TREE OBJ TYPE OFF HEX  (add an item with these data bytes; "-" = none)
+  btrfs_corrupt.py IMG block-move FROM TO                 (copy a tree root block to TO, fix its header
+                                                           bytenr and the superblock or ROOT_ITEM
+                                                           pointing at it; extent items and free space
+                                                           stay as they are)
+  btrfs_corrupt.py IMG cache-entry BG INDEX OFFSET BYTES  (entry INDEX of block group BG's v1 free
+                                                           space cache, page checksum fixed)
 
 Numbers may be decimal, 0x hex or negative (objectids like -10 for EXTENT_CSUM). TREE is a tree id (2 extent, 3 chunk,
 4 dev, 5 fs, 11 block group); TYPE an item type number. Only crc32c images
@@ -299,6 +311,9 @@ def main(argv):
         blk[doff + a[4]:doff + a[4] + len(raw)] = raw
         img.write_block(struct.unpack_from("<Q", blk, 48)[0], blk)
         return
+    if op in EXTRA_OPS:
+        EXTRA_OPS[op](img, argv[3:])
+        return
     args = [num(a) for a in argv[3:]]
     if op in ("item-field", "item-key", "item-copy", "item-delete", "item-resize"):
         item_op(img, op, args)
@@ -450,7 +465,7 @@ def main(argv):
                     print(oid, off, struct.unpack_from("<Q", blk, 48)[0], end=extra + "\n")
             return False
         img.walk(img.tree_root(args[0]), fn)
-    # --- fixtures-a: superblock edits ---
+    # --- superblock edits ---
     elif op in ("super-field", "super-copy-field"):
         offs = img.supers() if op == "super-field" else [SUPER_OFFSETS[args[0]]]
         pos, size, value = args[-3:]
@@ -485,6 +500,131 @@ def main(argv):
             img.write_super(off, sb)
     else:
         sys.exit("unknown operation " + op)
+
+
+# --- tree block, item and cache edits (named-function operations) ---
+
+def op_header_field(img, a):
+    bytenr, pos, size, value = (num(x) for x in a[:4])
+    if pos + size > HDR:
+        sys.exit("not a header field")
+    blk = img.read_block(bytenr)
+    blk[pos:pos + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+    # The block is written back at its own address, whatever the new header
+    # says about it.
+    struct.pack_into("<I", blk, 0, crc32c(bytes(blk[32:])))
+    blk[4:32] = bytes(28)
+    for i, p in enumerate(img.physical(bytenr)):
+        if len(a) < 5 or i == num(a[4]):
+            img.write(p, blk)
+
+
+def op_node_key_offset(img, a):
+    bytenr, slot, value = (num(x) for x in a[:3])
+    blk = img.read_block(bytenr)
+    if blk[100] == 0:
+        sys.exit("%d is a leaf" % bytenr)
+    struct.pack_into("<Q", blk, HDR + 33 * slot + 9, value)
+    img.write_block(bytenr, blk)
+
+
+def op_item_insert(img, a):
+    tree, oid, typ, off = (num(x) for x in a[:4])
+    data = b"" if a[4] == "-" else bytes.fromhex(a[4])
+    # The leaf that holds the key just before the new one (or the first leaf).
+    best = []
+
+    def fn(blk, items):
+        if not best or (items and items[0][:3] <= (oid, typ, off)):
+            best[:] = [bytearray(blk)]
+        return False
+    img.walk(img.tree_root(tree), fn)
+    blk = best[0]
+    entries = [((o, t, f), bytes(blk[d:d + z])) for (o, t, f, d, z) in Image.items(blk)]
+    entries.append(((oid, typ, off), data))
+    rebuild_leaf(img, blk, entries)
+
+
+def op_block_move(img, a):
+    src, dst = num(a[0]), num(a[1])
+    blk = img.read_block(src)
+    struct.pack_into("<Q", blk, 48, dst)
+    img.write_block(dst, blk)
+    fixed = 0
+    for off in img.supers():
+        sb = img.read(off, 4096)
+        if sb[64:72] != b"_BHRfS_M":
+            continue
+        for pos in (80, 88):  # root, chunk_root
+            if struct.unpack_from("<Q", sb, pos)[0] == src:
+                struct.pack_into("<Q", sb, pos, dst)
+                fixed += 1
+        img.write_super(off, sb)
+    img.sb = img.read(65536, 4096)
+
+    if fixed:
+        return
+
+    def fn(b, items):
+        for (o, t, f, d, z) in items:
+            if t == 132 and struct.unpack_from("<Q", b, d + 176)[0] == src:
+                struct.pack_into("<Q", b, d + 176, dst)
+                img.write_block(struct.unpack_from("<Q", b, 48)[0], b)
+                return True
+        return False
+    if not img.walk(img.tree_root(1), fn):
+        sys.exit("no superblock field or ROOT_ITEM points at %d" % src)
+
+
+def op_cache_entry(img, a):
+    bg, index, offset, nbytes = (num(x) for x in a[:4])
+    found = []
+
+    def fn(b, items):
+        for (o, t, f, d, z) in items:
+            if o == (2**64 - 11) and t == 0 and f == bg:
+                found.append(struct.unpack_from("<Q", b, d)[0])
+                return True
+        return False
+    img.walk(img.tree_root(1), fn)
+    if not found:
+        sys.exit("no free space cache header for block group %d" % bg)
+    ino = found[0]
+    info = {}
+
+    def fn2(b, items):
+        for (o, t, f, d, z) in items:
+            if o == ino and t == 1:
+                info["size"] = struct.unpack_from("<Q", b, d + 16)[0]
+            elif o == ino and t == 108 and f == 0:
+                info["disk"] = struct.unpack_from("<Q", b, d + 21)[0] + struct.unpack_from("<Q", b, d + 37)[0]
+        return False
+    img.walk(img.tree_root(1), fn2)
+    pages = (info["size"] + 4095) // 4096
+    # Entries follow the page checksums and the generation; none crosses a page.
+    page, pos = 0, pages * 4 + 8
+    for _ in range(index):
+        pos += 17
+        if 4096 - pos < 17:
+            page, pos = page + 1, 0
+    if 4096 - pos < 17:
+        page, pos = page + 1, 0
+    base = img.physical(info["disk"])[0]
+    buf = img.read(base, pages * 4096)
+    struct.pack_into("<QQ", buf, page * 4096 + pos, offset, nbytes)
+    skip = pages * 4 if page == 0 else 0
+    crc = crc32c(bytes(buf[page * 4096 + skip:(page + 1) * 4096]))
+    struct.pack_into("<I", buf, page * 4, crc)
+    img.write(base, buf)
+
+
+EXTRA_OPS = {
+    "header-field": op_header_field,
+    "node-key-offset": op_node_key_offset,
+    "item-insert": op_item_insert,
+    "block-move": op_block_move,
+    "cache-entry": op_cache_entry,
+}
 
 
 if __name__ == "__main__":
