@@ -37,6 +37,11 @@ count_doctest() {  # count_doctest NAME BINARY
     p=${p:-0}
     f=${f:-0}
     if [ $rc -ne 0 ] && [ "$f" = 0 ]; then f=1; fi
+    # UBSan reports and goes on: a report is a failure too.
+    if grep -q 'runtime error:' <<<"$out" && [ "$f" = 0 ]; then
+        grep 'runtime error:' <<<"$out" | head -5
+        f=1
+    fi
     [ "$f" != 0 ] && { echo "$out" | tail -40; echo "FAIL $name"; }
     echo "$name: $p passed, $f failed"
     passed=$((passed + p))

@@ -52,7 +52,8 @@ BlockRef make_leaf(const std::vector<Item>& items, uint64_t owner = 5) {
         items[i].key.to_disk(it->key);
         it->offset = end;
         it->size = uint32_t(items[i].data.size());
-        std::memcpy(buf.get() + sizeof(format::header) + end, items[i].data.data(), items[i].data.size());
+        if (!items[i].data.empty())  // memcpy from an empty vector's null data is undefined
+            std::memcpy(buf.get() + sizeof(format::header) + end, items[i].data.data(), items[i].data.size());
     }
     auto r = TreeBlock::parse(std::move(buf), ns);
     REQUIRE(r.ok());

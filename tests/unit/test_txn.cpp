@@ -96,7 +96,7 @@ TEST_CASE("EditBlock keeps leaf items packed through inserts, resizes and delete
             const uint32_t slot = b.lower_bound(k);
             b.leaf_insert(slot, k, sz);
             auto data = pattern(sz, uint32_t(round));
-            std::memcpy(b.item_data(slot).data(), data.data(), sz);
+            if (sz) std::memcpy(b.item_data(slot).data(), data.data(), sz);  // empty: null data
             model[k] = data;
         } else if (op == 1) {
             auto it = std::next(model.begin(), long(rng() % model.size()));
