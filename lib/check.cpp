@@ -163,8 +163,14 @@ private:
     void extent_leaf_item(const TreeBlock& leaf, uint32_t slot);
     void bg_item(const TreeBlock& leaf, uint32_t slot, uint64_t tree);
     void finish_data_extent();
+    // Sizes the per-block and per-reference tables from what the extent tree
+    // listed (saves their regrowth copies; a hint only).
+    void reserve_from_extent_tree();
     void file_extents(const TreeBlock& leaf);
-    void check_data_refs();
+    void check_refs();  // check_extent_refs and check_data_refs
+    std::vector<DataRef> wanted_data_refs();
+    static void merge_data_refs(std::vector<DataRef>& v);
+    void check_data_refs(const std::vector<DataRef>& want);
     void build_stripe_map();
     void check_chunks_devices();
     void check_extent_refs();
@@ -549,6 +555,17 @@ void Checker::bg_item(const TreeBlock& leaf, uint32_t slot, uint64_t tree) {
     bgs_[k.objectid] = BgItem{k.objectid, k.offset, bi->used, bi->flags};
 }
 
+void Checker::reserve_from_extent_tree() {
+    const size_t blocks = meta_.size() + 64;
+    visited_.reserve(visited_.size() + blocks);
+    blocks_.reserve(blocks_.size() + blocks);
+    edges_.reserve(edges_.size() + mrefs_.size() + 64);
+    // One file extent item per reference counted, at most a few per ref item.
+    uint64_t uses = 0;
+    for (const DataRef& r : drefs_) uses += std::min<uint64_t>(r.count, 4);
+    duses_.reserve(duses_.size() + size_t(uses));
+}
+
 void Checker::finish_data_extent() {
     if (!data_.active) return;
     data_.active = false;
@@ -839,7 +856,6 @@ void Checker::check_extent_refs() {
         return std::tie(a.child, a.parent, a.ref_root) < std::tie(b.child, b.parent, b.ref_root);
     });
     std::sort(blocks_.begin(), blocks_.end(), [](const BlockRec& a, const BlockRec& b) { return a.bytenr < b.bytenr; });
-    std::sort(meta_.begin(), meta_.end(), [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; });
     std::sort(mrefs_.begin(), mrefs_.end());
     auto find_meta = [&](uint64_t bytenr) -> const MetaItem* {
         auto it = std::lower_bound(meta_.begin(), meta_.end(), bytenr,
@@ -945,37 +961,77 @@ void Checker::file_extents(const TreeBlock& leaf) {
     }
 }
 
-void Checker::check_data_refs() {
-    auto find_meta = [&](uint64_t bytenr) -> const MetaItem* {
-        auto it = std::lower_bound(meta_.begin(), meta_.end(), bytenr,
-                                   [](const MetaItem& m, uint64_t b) { return m.bytenr < b; });
-        return it != meta_.end() && it->bytenr == bytenr ? &*it : nullptr;
-    };
+// Data references the fs tree leaves imply, merged and sorted. Runs on its
+// own thread beside check_extent_refs (both only read meta_, sorted before).
+std::vector<DataRef> Checker::wanted_data_refs() {
     std::vector<DataRef> want;
     want.reserve(duses_.size());
+    // Uses come leaf by leaf: one lookup of the leaf's flags per leaf.
+    uint64_t last_leaf = 0;
+    bool full_backref = false;
     for (const DataUse& u : duses_) {
-        const MetaItem* pm = find_meta(u.leaf);
-        if (pm && (pm->flags & BLOCK_FLAG_FULL_BACKREF))
+        if (u.leaf != last_leaf || want.empty()) {
+            last_leaf = u.leaf;
+            auto it = std::lower_bound(meta_.begin(), meta_.end(), u.leaf,
+                                       [](const MetaItem& m, uint64_t b) { return m.bytenr < b; });
+            full_backref = it != meta_.end() && it->bytenr == u.leaf && (it->flags & BLOCK_FLAG_FULL_BACKREF);
+        }
+        if (full_backref)
             want.push_back({u.bytenr, REF_SHARED, u.leaf, 0, 0, 1});
         else
             want.push_back({u.bytenr, REF_TREE, u.owner, u.ino, u.offset, 1});
     }
     duses_.clear();
     duses_.shrink_to_fit();
-    auto merge = [](std::vector<DataRef>& v) {
-        std::sort(v.begin(), v.end(), [](const DataRef& x, const DataRef& y) { return x.tie() < y.tie(); });
-        size_t o = 0;
-        for (size_t i = 0; i < v.size(); ++i) {
-            if (o > 0 && v[o - 1].tie() == v[i].tie())
-                v[o - 1].count += v[i].count;
-            else
-                v[o++] = v[i];
-        }
-        v.resize(o);
-    };
-    merge(want);
-    merge(drefs_);
+    merge_data_refs(want);
+    return want;
+}
+
+void Checker::merge_data_refs(std::vector<DataRef>& v) {
+    // By extent first: the extent tree lists its refs so already, and for
+    // the refs found in leaves sorting (bytenr, index) pairs and moving the
+    // records once is cheaper than sorting the records. Then the few refs
+    // of each extent are put in order.
+    auto by_bytenr = [](const DataRef& x, const DataRef& y) { return x.bytenr < y.bytenr; };
+    if (!std::is_sorted(v.begin(), v.end(), by_bytenr)) {
+        std::vector<std::pair<uint64_t, size_t>> keys(v.size());
+        for (size_t i = 0; i < v.size(); ++i) keys[i] = {v[i].bytenr, i};
+        std::sort(keys.begin(), keys.end());
+        std::vector<DataRef> sorted;
+        sorted.reserve(v.size());
+        for (const auto& k : keys) sorted.push_back(v[k.second]);
+        v = std::move(sorted);
+    }
+    for (size_t i = 0; i < v.size();) {
+        size_t j = i + 1;
+        while (j < v.size() && v[j].bytenr == v[i].bytenr) ++j;
+        if (j - i > 1)
+            std::sort(v.begin() + ptrdiff_t(i), v.begin() + ptrdiff_t(j),
+                      [](const DataRef& x, const DataRef& y) { return x.tie() < y.tie(); });
+        i = j;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (o > 0 && v[o - 1].tie() == v[i].tie())
+            v[o - 1].count += v[i].count;
+        else
+            v[o++] = v[i];
+    }
+    v.resize(o);
+}
+
+void Checker::check_refs() {
+    std::sort(meta_.begin(), meta_.end(), [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; });
+    std::vector<DataRef> want;
+    std::thread data([&] { want = wanted_data_refs(); });
+    check_extent_refs();
+    merge_data_refs(drefs_);
     std::sort(data_items_.begin(), data_items_.end());
+    data.join();
+    check_data_refs(want);
+}
+
+void Checker::check_data_refs(const std::vector<DataRef>& want) {
     auto ref_text = [](const DataRef& r) {
         return r.type == REF_TREE ? fmt::format("root {} inode {} offset {}", r.a, r.b, r.c)
                                   : fmt::format("parent {}", r.a);
@@ -1072,7 +1128,10 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     for (const RootInfo& r : roots) {
         if (r.ref.bytenr == 0) continue;
         walk_tree({r.key.objectid, true, true, r.drop_key}, r.ref);
-        if (r.key.objectid == EXTENT_TREE_OBJECTID) finish_data_extent();
+        if (r.key.objectid == EXTENT_TREE_OBJECTID) {
+            finish_data_extent();
+            reserve_from_extent_tree();
+        }
     }
     if ((fs_->compat_ro() & FEATURE_COMPAT_RO_BLOCK_GROUP_TREE) && !bgt_root_seen_ && sb.block_group_root != 0)
         walk_tree({BLOCK_GROUP_TREE_OBJECTID, true, true, std::nullopt}, fs_->block_group_root());
@@ -1088,8 +1147,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     check_chunks_devices();
     stage(4, "checking extent backrefs");
     if (roots_read_.count(EXTENT_TREE_OBJECTID)) {
-        check_extent_refs();
-        check_data_refs();
+        check_refs();
     }
     fsc_->finish();
     sum_.data_bytes_verified = fsc_->data_bytes_verified();

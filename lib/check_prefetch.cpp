@@ -2,7 +2,7 @@
 
 #include "csum.h"
 
-#include <sys/mman.h>
+#include <pthread.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -32,7 +32,10 @@ unsigned default_readers() {
 }
 
 BlockPrefetcher::BlockPrefetcher(const Filesystem& fs, unsigned threads) : fs_(fs) {
-    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "btk-read");
+        work();
+    });
 }
 
 BlockPrefetcher::~BlockPrefetcher() {
@@ -180,30 +183,23 @@ std::vector<BlockRead> BlockPrefetcher::read_run(uint64_t start, size_t count) c
         if (!dev) continue;  // a missing device: not read (dev_missing says so once)
         if (r.physical + len > dev->size()) return one_by_one();
         // The other copies are only verified (and copied when the first was
-        // bad): straight from the page cache through the mapping.
+        // bad): read into this thread's scratch buffer, not fresh memory.
         if (m > 0) {
-            if (auto map = dev->mapping()) {
-                for (size_t i = 0; i < count; ++i) {
-                    const uint8_t* p = map.get() + r.physical + i * ns;
-                    CopyRead cr;
-                    cr.mirror = m;
-                    verify_copy(fs_, p, start + i * ns, cr);
-                    if (cr.kind == CopyRead::ok && !out[i].good) {
-                        out[i].good = std::make_unique_for_overwrite<uint8_t[]>(ns);
-                        std::memcpy(out[i].good.get(), p, ns);
-                        // Verified bytes only: check them again in the copy.
-                        verify_copy(fs_, out[i].good.get(), start + i * ns, cr);
-                        if (cr.kind != CopyRead::ok) out[i].good.reset();
-                    }
-                    out[i].copies.push_back(std::move(cr));
+            thread_local std::vector<uint8_t> scratch;
+            if (scratch.size() < len) scratch.resize(std::max<size_t>(len, kMaxRun * ns));
+            if (::pread(dev->fd(), scratch.data(), len, off_t(r.physical)) != ssize_t(len)) return one_by_one();
+            for (size_t i = 0; i < count; ++i) {
+                const uint8_t* p = scratch.data() + i * ns;
+                CopyRead cr;
+                cr.mirror = m;
+                verify_copy(fs_, p, start + i * ns, cr);
+                if (cr.kind == CopyRead::ok && !out[i].good) {
+                    out[i].good = std::make_unique_for_overwrite<uint8_t[]>(ns);
+                    std::memcpy(out[i].good.get(), p, ns);
                 }
-                // Unmap the pages again (the page cache keeps them): the
-                // process should not appear to hold the whole image.
-                static const uint64_t page = uint64_t(::sysconf(_SC_PAGESIZE));
-                const uint64_t lo = r.physical / page * page;
-                ::madvise(const_cast<uint8_t*>(map.get()) + lo, size_t(r.physical + len - lo), MADV_DONTNEED);
-                continue;
+                out[i].copies.push_back(std::move(cr));
             }
+            continue;
         }
         for (size_t i = 0; i < count; ++i) {
             if (!bufs[i]) bufs[i] = std::make_unique_for_overwrite<uint8_t[]>(ns);

@@ -9,9 +9,11 @@
 // worker reading it. A read takes a run of wanted blocks at consecutive
 // addresses at once (one system call per copy instead of one per block).
 // Finished but unclaimed results are bounded: workers pause when too many
-// wait. Reads bypass the filesystem's block cache. (Verifying copies in place
-// through a read-only mapping was tried: page faults and unmapping cost as
-// much as the copies they save.)
+// wait. Reads bypass the filesystem's block cache. The second and later
+// copies are read into a per-thread scratch buffer and only verified.
+// (Verifying them in place through a read-only mapping of the device was
+// tried twice: page faults, unmapping and TLB shootdowns cost more than the
+// copy, even with MADV_POPULATE_READ and batched unmapping.)
 #pragma once
 
 #include "fs.h"

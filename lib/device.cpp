@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,19 +52,6 @@ Result<std::unique_ptr<Device>> Device::open(const std::string& path, bool writa
 
 Device::~Device() {
     if (fd_ >= 0) ::close(fd_);
-}
-
-std::shared_ptr<const uint8_t> Device::mapping() const {
-    std::lock_guard lk(map_mu_);
-    if (map_tried_) return map_;
-    map_tried_ = true;
-    if (fd_ < 0 || size_ == 0 || size_ > uint64_t(SIZE_MAX)) return nullptr;
-    void* p = ::mmap(nullptr, size_t(size_), PROT_READ, MAP_SHARED, fd_, 0);
-    if (p == MAP_FAILED) return nullptr;
-    const size_t len = size_t(size_);
-    map_ = std::shared_ptr<const uint8_t>(static_cast<const uint8_t*>(p),
-                                          [len](const uint8_t* q) { ::munmap(const_cast<uint8_t*>(q), len); });
-    return map_;
 }
 
 Result<size_t> Device::read_some(uint64_t offset, std::span<uint8_t> out) const {

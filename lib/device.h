@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 
@@ -32,11 +31,6 @@ public:
     const std::string& path() const noexcept { return path_; }
     bool is_block_device() const noexcept { return is_bdev_; }
     int fd() const noexcept { return fd_; }
-    // The whole device mapped read-only (made on first use; null when it
-    // cannot be mapped). For readers that only verify what they read: the
-    // bytes may change if another process writes the device, so nothing may
-    // be parsed from them in place.
-    std::shared_ptr<const uint8_t> mapping() const;
 
 private:
     Device(std::string p, int fd, uint64_t size, bool bdev)
@@ -45,9 +39,6 @@ private:
     int fd_;
     uint64_t size_;
     bool is_bdev_;
-    mutable std::mutex map_mu_;
-    mutable bool map_tried_ = false;
-    mutable std::shared_ptr<const uint8_t> map_;
 };
 
 // Fault injection for crash tests: after `writes` more Device::write calls

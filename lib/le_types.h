@@ -16,12 +16,23 @@ struct LittleEndian {
     static_assert(std::is_unsigned_v<T>);
     uint8_t bytes[sizeof(T)];
 
+    // One load or store on little-endian hosts (the compiler does not
+    // always merge the byte loop, and every item access goes through here).
     constexpr T get() const noexcept {
+        if (!std::is_constant_evaluated() && std::endian::native == std::endian::little) {
+            T v;
+            std::memcpy(&v, bytes, sizeof(T));
+            return v;
+        }
         T v = 0;
         for (size_t i = 0; i < sizeof(T); ++i) v |= T(bytes[i]) << (8 * i);
         return v;
     }
     constexpr void set(T v) noexcept {
+        if (!std::is_constant_evaluated() && std::endian::native == std::endian::little) {
+            std::memcpy(bytes, &v, sizeof(T));
+            return;
+        }
         for (size_t i = 0; i < sizeof(T); ++i) bytes[i] = uint8_t(v >> (8 * i));
     }
     constexpr operator T() const noexcept { return get(); }
@@ -39,8 +50,10 @@ static_assert(sizeof(le32) == 4 && alignof(le32) == 1);
 static_assert(sizeof(le64) == 8 && alignof(le64) == 1);
 
 inline uint16_t load_le16(const void* p) noexcept {
-    const auto* b = static_cast<const uint8_t*>(p);
-    return uint16_t(b[0] | (b[1] << 8));
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap16(v);
+    return v;
 }
 inline uint32_t load_le32(const void* p) noexcept {
     uint32_t v;
