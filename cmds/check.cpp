@@ -21,8 +21,11 @@ double now_seconds() {
 int main(int argc, char** argv) {
     // The walk and the subvolume tree thread allocate and free tree blocks
     // all the time: keep freed memory in the process rather than giving it
-    // back to the kernel and faulting fresh zeroed pages in again.
+    // back to the kernel and faulting fresh zeroed pages in again. The same
+    // for the big tables (link logs, reference lists), which glibc would
+    // map and unmap on their own.
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     CLI::App app{"Check a btrfs filesystem offline (never writes)", "btk check"};
     btk::CheckOptions o;
     std::vector<std::string> devices;

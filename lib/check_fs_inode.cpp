@@ -303,11 +303,7 @@ void FsTreeStream::finish_inode() {
 void FsTreeStream::match_refs(uint64_t ino, const std::vector<Link>& refs) {
     match_heap(ino);
     group_.clear();
-    while (!heap_.empty() && heap_.front().child == ino) {
-        std::pop_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
-        group_.push_back(heap_.back());
-        heap_.pop_back();
-    }
+    while (!heap_.empty() && heap_.top().child == ino) group_.push_back(heap_.pop());
     for (size_t i = 0, j = 0; i < group_.size() || j < refs.size();) {
         const Link& x = i < group_.size() && (j >= refs.size() || !(refs[j] < group_[i])) ? group_[i] : refs[j];
         size_t i2 = i, j2 = j;
@@ -361,18 +357,44 @@ void FsTreeStream::replay(const TreeLog& lg, uint64_t head, uint64_t tail, const
 
 void FsTreeStream::add_entry_link(const Link& l) {
     if (l.child > l.parent) {
-        heap_.push_back(l);
-        std::push_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
+        heap_.push(l);
     } else {
         late_entries_.push_back(l);
     }
 }
 
+void FsTreeStream::Waiting::push(const Link& l) {
+    if (head_ == run_.size()) {
+        run_.clear();
+        head_ = 0;
+    }
+    if (run_.empty() || !(l < run_.back())) {
+        run_.push_back(l);
+        return;
+    }
+    heap_.push_back(l);
+    std::push_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
+}
+
+FsTreeStream::Link FsTreeStream::Waiting::pop() {
+    if (head_ < run_.size() && (heap_.empty() || run_[head_] < heap_.front())) {
+        const Link l = run_[head_++];
+        // Drop the consumed front now and then (the run is a queue).
+        if (head_ >= 4096 && head_ * 2 >= run_.size()) {
+            run_.erase(run_.begin(), run_.begin() + ptrdiff_t(head_));
+            head_ = 0;
+        }
+        return l;
+    }
+    std::pop_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
+    const Link l = heap_.back();
+    heap_.pop_back();
+    return l;
+}
+
 void FsTreeStream::match_heap(uint64_t upto) {
-    while (!heap_.empty() && heap_.front().child < upto) {
-        std::pop_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
-        const Link l = heap_.back();
-        heap_.pop_back();
+    while (!heap_.empty() && heap_.top().child < upto) {
+        const Link l = heap_.pop();
         match_group(&l, 1, nullptr, 0);
     }
 }
@@ -546,7 +568,6 @@ void FsTreeStream::end(bool complete) {
     pending_.clear();
     pending_.shrink_to_fit();
     heap_.clear();
-    heap_.shrink_to_fit();
     late_entries_ = {};
     early_refs_ = {};
 }

@@ -310,7 +310,31 @@ private:
         std::vector<Named> dir_items, dir_index;
         std::vector<Link> refs;  // inode refs to directories before this inode
     } cur_;
-    std::vector<Link> heap_;                      // entries whose child comes later (min-heap)
+    // Entries whose child comes later, smallest first. A directory's entries
+    // mostly arrive in child order (DIR_INDEX order is creation order): those
+    // queue in a sorted run, only the others go to a heap.
+    class Waiting {
+    public:
+        bool empty() const noexcept { return head_ == run_.size() && heap_.empty(); }
+        const Link& top() const noexcept {
+            if (head_ == run_.size()) return heap_.front();
+            if (heap_.empty() || run_[head_] < heap_.front()) return run_[head_];
+            return heap_.front();
+        }
+        void push(const Link& l);
+        Link pop();
+        void clear() noexcept {
+            run_ = {};
+            heap_ = {};
+            head_ = 0;
+        }
+
+    private:
+        std::vector<Link> run_;  // sorted; [head_, end) still waiting
+        size_t head_ = 0;
+        std::vector<Link> heap_;  // min-heap
+    };
+    Waiting heap_;
     std::vector<Link> late_entries_, early_refs_;  // the other way round
     std::vector<Link> group_;
     std::vector<uint64_t> orphans_;
