@@ -168,8 +168,7 @@ private:
     void reserve_from_extent_tree();
     void file_extents(const TreeBlock& leaf);
     void check_refs();  // check_extent_refs and check_data_refs
-    std::vector<DataRef> wanted_data_refs();
-    static void merge_data_refs(std::vector<DataRef>& v);
+    void seal_data_uses();
     void check_data_refs(const std::vector<DataRef>& want);
     void build_stripe_map();
     void check_chunks_devices();
@@ -214,6 +213,9 @@ private:
     uint64_t extent_prev_end_ = 0;
     std::vector<DataRef> drefs_;
     std::vector<DataUse> duses_;
+    bool meta_sorted_ = false;        // meta_ is whole and sorted (after the extent tree)
+    std::vector<DataRef> want_;       // the data refs duses_ implied so far
+    std::vector<size_t> want_runs_;   // ends of its sorted runs
     std::vector<uint64_t> data_items_;
     struct {
         bool active = false;
@@ -556,6 +558,9 @@ void Checker::bg_item(const TreeBlock& leaf, uint32_t slot, uint64_t tree) {
 }
 
 void Checker::reserve_from_extent_tree() {
+    auto by_bytenr = [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; };
+    if (!std::is_sorted(meta_.begin(), meta_.end(), by_bytenr)) std::sort(meta_.begin(), meta_.end(), by_bytenr);
+    meta_sorted_ = true;
     const size_t blocks = meta_.size() + 64;
     visited_.reserve(visited_.size() + blocks);
     blocks_.reserve(blocks_.size() + blocks);
@@ -564,6 +569,7 @@ void Checker::reserve_from_extent_tree() {
     uint64_t uses = 0;
     for (const DataRef& r : drefs_) uses += std::min<uint64_t>(r.count, 4);
     duses_.reserve(duses_.size() + size_t(uses));
+    want_.reserve(size_t(uses));
 }
 
 void Checker::finish_data_extent() {
@@ -684,6 +690,7 @@ void Checker::extent_leaf_item(const TreeBlock& leaf, uint32_t slot) {
             (void)first_ref;
             if (tree) {
                 meta_.push_back({bytenr, refs, flags, level, k});
+                meta_sorted_ = false;
             } else {
                 data_items_.push_back(bytenr);
                 data_.active = true;
@@ -961,47 +968,25 @@ void Checker::file_extents(const TreeBlock& leaf) {
     }
 }
 
-// Data references the fs tree leaves imply, merged and sorted. Runs on its
-// own thread beside check_extent_refs (both only read meta_, sorted before).
-std::vector<DataRef> Checker::wanted_data_refs() {
-    std::vector<DataRef> want;
-    want.reserve(duses_.size());
-    // Uses come leaf by leaf: one lookup of the leaf's flags per leaf.
-    uint64_t last_leaf = 0;
-    bool full_backref = false;
-    for (const DataUse& u : duses_) {
-        if (u.leaf != last_leaf || want.empty()) {
-            last_leaf = u.leaf;
-            auto it = std::lower_bound(meta_.begin(), meta_.end(), u.leaf,
-                                       [](const MetaItem& m, uint64_t b) { return m.bytenr < b; });
-            full_backref = it != meta_.end() && it->bytenr == u.leaf && (it->flags & BLOCK_FLAG_FULL_BACKREF);
-        }
-        if (full_backref)
-            want.push_back({u.bytenr, REF_SHARED, u.leaf, 0, 0, 1});
-        else
-            want.push_back({u.bytenr, REF_TREE, u.owner, u.ino, u.offset, 1});
-    }
-    duses_.clear();
-    duses_.shrink_to_fit();
-    merge_data_refs(want);
-    return want;
+namespace {
+
+// Sorts v[from, to) by bytenr: (bytenr, index) pairs sorted, the records
+// moved once (cheaper than sorting the records themselves).
+void sort_by_bytenr(std::vector<DataRef>& v, size_t from, size_t to) {
+    auto by_bytenr = [](const DataRef& x, const DataRef& y) { return x.bytenr < y.bytenr; };
+    const auto first = v.begin() + ptrdiff_t(from), last = v.begin() + ptrdiff_t(to);
+    if (std::is_sorted(first, last, by_bytenr)) return;
+    std::vector<std::pair<uint64_t, size_t>> keys(to - from);
+    for (size_t i = from; i < to; ++i) keys[i - from] = {v[i].bytenr, i};
+    std::sort(keys.begin(), keys.end());
+    std::vector<DataRef> sorted;
+    sorted.reserve(to - from);
+    for (const auto& k : keys) sorted.push_back(v[k.second]);
+    std::copy(sorted.begin(), sorted.end(), first);
 }
 
-void Checker::merge_data_refs(std::vector<DataRef>& v) {
-    // By extent first: the extent tree lists its refs so already, and for
-    // the refs found in leaves sorting (bytenr, index) pairs and moving the
-    // records once is cheaper than sorting the records. Then the few refs
-    // of each extent are put in order.
-    auto by_bytenr = [](const DataRef& x, const DataRef& y) { return x.bytenr < y.bytenr; };
-    if (!std::is_sorted(v.begin(), v.end(), by_bytenr)) {
-        std::vector<std::pair<uint64_t, size_t>> keys(v.size());
-        for (size_t i = 0; i < v.size(); ++i) keys[i] = {v[i].bytenr, i};
-        std::sort(keys.begin(), keys.end());
-        std::vector<DataRef> sorted;
-        sorted.reserve(v.size());
-        for (const auto& k : keys) sorted.push_back(v[k.second]);
-        v = std::move(sorted);
-    }
+// v sorted by bytenr: orders the refs of each extent and merges equal ones.
+void merge_equal_refs(std::vector<DataRef>& v) {
     for (size_t i = 0; i < v.size();) {
         size_t j = i + 1;
         while (j < v.size() && v[j].bytenr == v[i].bytenr) ++j;
@@ -1020,15 +1005,60 @@ void Checker::merge_data_refs(std::vector<DataRef>& v) {
     v.resize(o);
 }
 
+}  // namespace
+
+// The file extent items collected so far become the data refs they imply,
+// one sorted run per call (between tree walks, while the subvolume tree
+// thread works through its queue). Needs the extent tree's flags of the
+// leaves, so nothing happens before the extent tree was read.
+void Checker::seal_data_uses() {
+    if (!meta_sorted_ || duses_.empty()) return;
+    const size_t from = want_.size();
+    want_.reserve(from + duses_.size());
+    // Uses come leaf by leaf: one lookup of the leaf's flags per leaf.
+    uint64_t last_leaf = 0;
+    bool full_backref = false, first = true;
+    for (const DataUse& u : duses_) {
+        if (first || u.leaf != last_leaf) {
+            first = false;
+            last_leaf = u.leaf;
+            auto it = std::lower_bound(meta_.begin(), meta_.end(), u.leaf,
+                                       [](const MetaItem& m, uint64_t b) { return m.bytenr < b; });
+            full_backref = it != meta_.end() && it->bytenr == u.leaf && (it->flags & BLOCK_FLAG_FULL_BACKREF);
+        }
+        if (full_backref)
+            want_.push_back({u.bytenr, REF_SHARED, u.leaf, 0, 0, 1});
+        else
+            want_.push_back({u.bytenr, REF_TREE, u.owner, u.ino, u.offset, 1});
+    }
+    duses_.clear();
+    sort_by_bytenr(want_, from, want_.size());
+    want_runs_.push_back(want_.size());
+}
+
 void Checker::check_refs() {
-    std::sort(meta_.begin(), meta_.end(), [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; });
-    std::vector<DataRef> want;
-    std::thread data([&] { want = wanted_data_refs(); });
+    if (!std::is_sorted(meta_.begin(), meta_.end(), [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; }))
+        std::sort(meta_.begin(), meta_.end(), [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; });
+    meta_sorted_ = true;
+    // The implied refs on a second thread (they only read meta_), beside
+    // the tree block refs on this one.
+    std::thread data([&] {
+        seal_data_uses();
+        duses_.shrink_to_fit();
+        size_t end = want_runs_.empty() ? 0 : want_runs_[0];
+        for (size_t i = 1; i < want_runs_.size(); ++i) {
+            std::inplace_merge(want_.begin(), want_.begin() + ptrdiff_t(end), want_.begin() + ptrdiff_t(want_runs_[i]),
+                               [](const DataRef& x, const DataRef& y) { return x.bytenr < y.bytenr; });
+            end = want_runs_[i];
+        }
+        merge_equal_refs(want_);
+    });
     check_extent_refs();
-    merge_data_refs(drefs_);
+    sort_by_bytenr(drefs_, 0, drefs_.size());
+    merge_equal_refs(drefs_);
     std::sort(data_items_.begin(), data_items_.end());
     data.join();
-    check_data_refs(want);
+    check_data_refs(want_);
 }
 
 void Checker::check_data_refs(const std::vector<DataRef>& want) {
@@ -1132,6 +1162,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
             finish_data_extent();
             reserve_from_extent_tree();
         }
+        seal_data_uses();
     }
     if ((fs_->compat_ro() & FEATURE_COMPAT_RO_BLOCK_GROUP_TREE) && !bgt_root_seen_ && sb.block_group_root != 0)
         walk_tree({BLOCK_GROUP_TREE_OBJECTID, true, true, std::nullopt}, fs_->block_group_root());
