@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace btk::fsck {
 
@@ -23,9 +24,26 @@ const char* name_problem(std::string_view name) noexcept {
 }
 
 uint64_t name_fp(std::string_view name) noexcept {
-    uint32_t h = 2166136261u;  // FNV-1a: independent of the crc in the high half
-    for (unsigned char c : name) h = (h ^ c) * 16777619u;
-    return (uint64_t(uint32_t(name_hash(name))) << 32) | h;
+    // The low half: a multiply-xorshift hash, word by word (a crc with
+    // another seed would be an affine function of the high half).
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ name.size();
+    auto mix = [&](uint64_t w) {
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 29;
+    };
+    size_t i = 0;
+    for (; i + 8 <= name.size(); i += 8) {
+        uint64_t w;
+        std::memcpy(&w, name.data() + i, 8);
+        mix(w);
+    }
+    if (i < name.size()) {
+        uint64_t w = 0;
+        std::memcpy(&w, name.data() + i, name.size() - i);
+        mix(w);
+    }
+    h = (h ^ (h >> 32)) * 0xc4ceb9fe1a85ec53ULL;
+    return (uint64_t(uint32_t(name_hash(name))) << 32) | uint32_t(h >> 32);
 }
 
 std::string name_text(std::string_view name) { return json_escape(name); }
