@@ -166,6 +166,8 @@ private:
     // Sizes the per-block and per-reference tables from what the extent tree
     // listed (saves their regrowth copies; a hint only).
     void reserve_from_extent_tree();
+    // The same for the extent tree's own tables, from the superblock.
+    void reserve_for_extent_tree();
     void file_extents(const TreeBlock& leaf);
     void check_refs();  // check_extent_refs and check_data_refs
     void seal_data_uses();
@@ -555,6 +557,19 @@ void Checker::bg_item(const TreeBlock& leaf, uint32_t slot, uint64_t tree) {
     const auto* bi = view_at<block_group_item>(leaf.item_data(slot));
     if (!bi) return item_problem(tree, leaf, slot, "block group item too small");
     bgs_[k.objectid] = BgItem{k.objectid, k.offset, bi->used, bi->flags};
+}
+
+void Checker::reserve_for_extent_tree() {
+    // Address space only: the pages are touched as the tables fill, but
+    // they never grow by copying. The superblock's used bytes bound the
+    // counts (any, on a damaged filesystem: the caps keep it sane).
+    const uint64_t used = fs_->super().bytes_used;
+    const size_t extents = size_t(std::min<uint64_t>(used / std::max<uint32_t>(ss_, 512), 1u << 22));
+    const size_t blocks = size_t(std::min<uint64_t>(used / std::max<uint32_t>(ns_, 4096), 1u << 21));
+    drefs_.reserve(extents);
+    data_items_.reserve(extents);
+    meta_.reserve(blocks);
+    mrefs_.reserve(blocks + blocks / 4);
 }
 
 void Checker::reserve_from_extent_tree() {
@@ -1149,6 +1164,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     fsc_ = std::make_unique<FsChecker>(*fs_, fcfg, [this](Finding f) { report(std::move(f)); });
 
     stage(2, "checking tree blocks");
+    reserve_for_extent_tree();
     const bool overridden = opts_.tree_root.has_value() || oo.tree_root.has_value();
     walk_tree({CHUNK_TREE_OBJECTID, true, true, std::nullopt}, fs_->chunk_root());
     RootRef tr = fs_->tree_root();

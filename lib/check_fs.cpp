@@ -426,7 +426,9 @@ void FsChecker::Impl::put(StreamMsg m) {
         });
     const bool end = m.type == StreamMsg::END;
     batch.push_back(std::move(m));
-    if (end || batch.size() >= 64) {
+    // Batches of 64 (fewer wake-ups), but no waiting for a full batch while
+    // the worker has nothing to do.
+    if (end || batch.size() >= 64 || (batch.size() >= 8 && queue.idle_hint())) {
         queue.put(std::move(batch));
         batch = {};
     }

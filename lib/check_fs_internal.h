@@ -42,15 +42,19 @@ public:
         space_.wait(l, [&] { return closed_ || q_.size() < cap_; });
         if (closed_) return;
         q_.push_back(std::move(v));
+        queued_.store(q_.size(), std::memory_order_relaxed);
         l.unlock();
         work_.notify_one();
     }
+    // Nothing queued right now (a hint: the consumer may be idle).
+    bool idle_hint() const noexcept { return queued_.load(std::memory_order_relaxed) == 0; }
     std::optional<T> get() {
         std::unique_lock<std::mutex> l(mu_);
         work_.wait(l, [&] { return closed_ || !q_.empty(); });
         if (q_.empty()) return std::nullopt;
         T v = std::move(q_.front());
         q_.pop_front();
+        queued_.store(q_.size(), std::memory_order_relaxed);
         l.unlock();
         space_.notify_one();
         return v;
@@ -70,6 +74,7 @@ private:
     std::mutex mu_;
     std::condition_variable work_, space_;
     std::deque<T> q_;
+    std::atomic<size_t> queued_{0};
     bool closed_ = false;
 };
 
