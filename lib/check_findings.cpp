@@ -34,7 +34,7 @@ const std::vector<FindingDef> kTable = {
     {K::super_bytes_used, "super_bytes_used", E,
      "super bytes_used {found} differs from the block groups' used total {expected}"},
     {K::super_num_devices, "super_num_devices", E,
-     "super num_devices {found} differs from the {expected} device items in the chunk tree"},
+     "super num_devices {found} differs from the chunk tree's device item count {expected}"},
     {K::super_dev_item, "super_dev_item", E,
      "device {devid}: superblock dev_item {field} {found} differs from the chunk tree's {expected}"},
     {K::dev_missing, "dev_missing", E, "device {devid} is missing"},

@@ -8,7 +8,7 @@
 # run replays first.
 #
 # Usage: run-fuzz.sh [SECONDS]      total fuzzing time (default 600)
-#        run-fuzz.sh --smoke        replay the regressions, then 45 s in all
+#        run-fuzz.sh --smoke        replay the regressions, then 20 s in all
 # Environment: FUZZ_BUILD (default BUILD_DIR=<top>/build-fuzz), CORPUS_DIR,
 #              CXX (default clang++), FUZZ_JOBS (default 1: one worker).
 # Prints PASS/FAIL/SKIP lines; exit status 1 when a target crashed.
@@ -18,7 +18,7 @@ top=$(cd "$here/../.." && pwd)
 secs=600
 smoke=0
 case ${1:-} in
-    --smoke) smoke=1; secs=45 ;;
+    --smoke) smoke=1; secs=20 ;;
     '') ;;
     *) secs=$1 ;;
 esac

@@ -1,7 +1,7 @@
 #!/bin/bash
 # libFuzzer smoke run (tests/fuzz/run-fuzz.sh --smoke): builds the fuzz
 # targets with clang in BTK_TOP/build-fuzz (ASan+UBSan), replays every saved
-# regression input and fuzzes 45 s in all. Prints SKIP when clang cannot
+# regression input and fuzzes 20 s in all. Prints SKIP when clang cannot
 # build libFuzzer targets, or with BTK_FUZZ_SMOKE=0.
 # Usage: test-fuzz-smoke.sh CMDS_DIR   (the directory is not used)
 set -u
