@@ -168,6 +168,8 @@ private:
     void reserve_from_extent_tree();
     // The same for the extent tree's own tables, from the superblock.
     void reserve_for_extent_tree();
+    // Sorts meta_ by bytenr (the extent tree lists it so already) and marks it.
+    void sort_meta();
     void file_extents(const TreeBlock& leaf);
     void check_refs();  // check_extent_refs and check_data_refs
     void seal_data_uses();
@@ -572,10 +574,13 @@ void Checker::reserve_for_extent_tree() {
     mrefs_.reserve(blocks + blocks / 4);
 }
 
-void Checker::reserve_from_extent_tree() {
+void Checker::sort_meta() {
     auto by_bytenr = [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; };
     if (!std::is_sorted(meta_.begin(), meta_.end(), by_bytenr)) std::sort(meta_.begin(), meta_.end(), by_bytenr);
     meta_sorted_ = true;
+}
+
+void Checker::reserve_from_extent_tree() {
     const size_t blocks = meta_.size() + 64;
     visited_.reserve(visited_.size() + blocks);
     blocks_.reserve(blocks_.size() + blocks);
@@ -1052,9 +1057,7 @@ void Checker::seal_data_uses() {
 }
 
 void Checker::check_refs() {
-    if (!std::is_sorted(meta_.begin(), meta_.end(), [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; }))
-        std::sort(meta_.begin(), meta_.end(), [](const MetaItem& a, const MetaItem& b) { return a.bytenr < b.bytenr; });
-    meta_sorted_ = true;
+    sort_meta();
     // The implied refs on a second thread (they only read meta_), beside
     // the tree block refs on this one.
     std::thread data([&] {
@@ -1176,6 +1179,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
         walk_tree({r.key.objectid, true, true, r.drop_key}, r.ref);
         if (r.key.objectid == EXTENT_TREE_OBJECTID) {
             finish_data_extent();
+            sort_meta();
             reserve_from_extent_tree();
         }
         seal_data_uses();

@@ -6,9 +6,9 @@
 #include "check_fs_internal.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
 #include <algorithm>
-#include <pthread.h>
 #include <cstring>
 #include <functional>
 #include <set>
@@ -420,7 +420,8 @@ void FsChecker::Impl::uuid_checks() {
 }
 
 void FsChecker::Impl::put(StreamMsg m) {
-    if (!worker.joinable()) worker = std::thread([this] { 
+    if (!worker.joinable())
+        worker = std::thread([this] {
             pthread_setname_np(pthread_self(), "btk-fsck");
             work();
         });

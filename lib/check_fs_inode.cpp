@@ -65,7 +65,7 @@ void FsTreeStream::begin(const FsTreeInfo& info) {
     inode_cache_reported_ = false;
     root_dir_seen_ = false;
     cur_ = Inode{};
-    heap_.clear();
+    waiting_.clear();
     late_entries_.clear();
     early_refs_.clear();
     orphans_.clear();
@@ -318,7 +318,7 @@ void FsTreeStream::finish_inode() {
 void FsTreeStream::match_refs(uint64_t ino, const std::vector<Link>& refs) {
     match_heap(ino);
     group_.clear();
-    while (!heap_.empty() && heap_.top().child == ino) group_.push_back(heap_.pop());
+    while (!waiting_.empty() && waiting_.top().child == ino) group_.push_back(waiting_.pop());
     for (size_t i = 0, j = 0; i < group_.size() || j < refs.size();) {
         const Link& x = i < group_.size() && (j >= refs.size() || !(refs[j] < group_[i])) ? group_[i] : refs[j];
         size_t i2 = i, j2 = j;
@@ -372,7 +372,7 @@ void FsTreeStream::replay(const TreeLog& lg, uint64_t head, uint64_t tail, const
 
 void FsTreeStream::add_entry_link(const Link& l) {
     if (l.child > l.parent) {
-        heap_.push(l);
+        waiting_.push(l);
     } else {
         late_entries_.push_back(l);
     }
@@ -408,8 +408,8 @@ FsTreeStream::Link FsTreeStream::Waiting::pop() {
 }
 
 void FsTreeStream::match_heap(uint64_t upto) {
-    while (!heap_.empty() && heap_.top().child < upto) {
-        const Link l = heap_.pop();
+    while (!waiting_.empty() && waiting_.top().child < upto) {
+        const Link l = waiting_.pop();
         match_group(&l, 1, nullptr, 0);
     }
 }
@@ -582,7 +582,7 @@ void FsTreeStream::end(bool complete) {
     if (complete) complete_trees_.push_back(info_.root);
     pending_.clear();
     pending_.shrink_to_fit();
-    heap_.clear();
+    waiting_.clear();
     late_entries_ = {};
     early_refs_ = {};
 }

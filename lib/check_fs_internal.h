@@ -339,7 +339,7 @@ private:
         size_t head_ = 0;
         std::vector<Link> heap_;  // min-heap
     };
-    Waiting heap_;
+    Waiting waiting_;
     std::vector<Link> late_entries_, early_refs_;  // the other way round
     std::vector<Link> group_;
     std::vector<uint64_t> orphans_;

@@ -53,9 +53,6 @@ std::string_view csum_name(uint16_t csum_type) noexcept {
 
 bool csum_type_known(uint16_t csum_type) noexcept { return csum_size(csum_type) != 0; }
 
-// ISA-L's crc32_iscsi works on the raw register: no inversion on entry or
-// exit, so crc32_iscsi(buf, len, seed) equals the kernel's crc32c(seed, ...).
-// Its length is an int, so feed large buffers in pieces.
 #if defined(__x86_64__)
 namespace {
 
@@ -78,6 +75,9 @@ const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
 }  // namespace
 #endif
 
+// ISA-L's crc32_iscsi works on the raw register: no inversion on entry or
+// exit, so crc32_iscsi(buf, len, seed) equals the kernel's crc32c(seed, ...).
+// Its length is an int, so feed large buffers in pieces.
 uint32_t crc32c(uint32_t seed, const void* data, size_t len) noexcept {
     auto* p = static_cast<unsigned char*>(const_cast<void*>(data));
 #if defined(__x86_64__)
