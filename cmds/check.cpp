@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     bool reread_shared = false;  // tests: read snapshot-shared inodes again (compare with the reuse)
     app.add_flag("--reread-shared", reread_shared, "")->group("");
     app.add_flag("-p,--progress", progress, "Show progress on standard error when it is a terminal");
-    app.add_option("--threads", o.threads, "Tree block reader threads besides the walk (default: one per idle core; 0: none)")
+    app.add_option("--threads", o.threads, "Tree block reader threads besides the walk (default: the cores minus 2, at most 8; 0: none)")
         ->check(CLI::Range(0, 64));
     app.add_option("--format", format, "Output format")->check(CLI::IsMember({"text", "json"}));
     app.add_option("devices", devices, "Image files or devices of one filesystem")->required();

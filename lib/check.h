@@ -40,7 +40,7 @@ struct CheckOptions {
     size_t cache_bytes = 64ull << 20;
     bool check_data_csum = false;        // read and verify every checksummed data block
     bool reuse_shared = true;            // inodes inside snapshot-shared subtrees from the earlier tree's links
-    int threads = -1;                    // tree block readers besides the walk: -1 one per idle core, 0 none
+    int threads = -1;                    // tree block readers besides the walk: -1 cores minus 2 (at most 8), 0 none
     bool qgroup_report = false;          // list every qgroup's counts (verified anyway when quotas are on)
     std::optional<uint64_t> subvol_extents;  // list the extents of this subvolume with their sharing
     // Called every few hundred tree blocks and at each phase change.

@@ -6,7 +6,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <cstdlib>
 
 #include <algorithm>
 #include <cstring>
@@ -26,9 +25,7 @@ constexpr size_t kMaxRun = 32;
 
 unsigned default_readers() {
     const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-    double load = 0;
-    if (getloadavg(&load, 1) != 1) load = 0;
-    return unsigned(std::clamp(cores - 1 - int(load), 0, 8));
+    return unsigned(std::clamp(cores - 2, 0, 8));
 }
 
 BlockPrefetcher::BlockPrefetcher(const Filesystem& fs, unsigned threads) : fs_(fs) {

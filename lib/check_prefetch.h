@@ -44,9 +44,11 @@ struct BlockRead {
     std::unique_ptr<uint8_t[]> good;   // the first copy that verified, or null
 };
 
-// Reader threads for a machine: one per idle core besides the walk's (cores
-// minus one minus the 1-minute load average), at most 8. A reader on a busy
-// core only adds hand-over costs.
+// Reader threads for a machine: one per core besides the two that the walk
+// and the subvolume tree thread keep busy, at most 8. A reader on a busy
+// core only adds hand-over costs: on 2 cores, `btk check` took 10% longer
+// with one reader than with none (bench/bench-check.sh). (The 1-minute load
+// average is no guide: it still counts the processes of the minute before.)
 unsigned default_readers();
 
 class BlockPrefetcher {
