@@ -159,7 +159,11 @@ int main(int argc, char** argv) {
                         r->errors == 1 ? "" : "s", (unsigned long long)r->warnings, r->warnings == 1 ? "" : "s");
     }
     // For tests and benchmarks: how much the snapshot-shared subtrees saved.
-    if (std::getenv("BTK_CHECK_STATS"))
+    if (std::getenv("BTK_CHECK_STATS")) {
         std::fprintf(stderr, "btk check: %llu inodes taken from shared subtrees\n", (unsigned long long)r->reused_inodes);
+        std::string trees;
+        for (uint64_t t : r->logged_trees) trees += fmt::format(" {}", t);
+        std::fprintf(stderr, "btk check: link logs kept for trees:%s\n", trees.empty() ? " none" : trees.c_str());
+    }
     return r->errors ? 1 : 0;
 }

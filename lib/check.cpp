@@ -1203,6 +1203,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     fsc_->finish();
     sum_.data_bytes_verified = fsc_->data_bytes_verified();
     sum_.reused_inodes = fsc_->reused_inodes();
+    sum_.logged_trees = fsc_->logged_trees();
     extras_.finish(sum_);
     return sum_;
 }

@@ -69,6 +69,7 @@ struct CheckSummary {
     std::string fsid;           // text UUID of the filesystem
     uint64_t data_bytes_verified = 0;  // with check_data_csum
     uint64_t reused_inodes = 0;  // inodes with links, taken from an earlier tree's log (CheckOptions::reuse_shared)
+    std::vector<uint64_t> logged_trees;  // trees whose link log was kept for later trees
     // Qgroups (with quotas on or CheckOptions::qgroup_report); the note says
     // why they were not verified ("" when they were).
     bool qgroups_computed = false;

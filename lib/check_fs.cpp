@@ -36,6 +36,7 @@ bool is_zero_uuid(const uint8_t* u) {
 
 struct RootRec {
     uint64_t id = 0, offset = 0, flags = 0, root_dirid = 0;
+    uint64_t generation = 0, otransid = 0;  // otransid: with the uuids
     uint32_t refs = 0;
     bool dropping = false, has_uuid = false;
     uint8_t uuid[16]{}, received[16]{}, parent[16]{};
@@ -151,12 +152,14 @@ void FsChecker::Impl::root_tree_leaf(const TreeBlock& leaf) {
             r.root_dirid = ri.root_dirid;
             r.refs = ri.refs;
             r.dropping = ri.drop_progress.objectid.get() != 0 || ri.drop_level != 0;
+            r.generation = ri.generation;
             // The uuids are valid only when generation_v2 matches generation.
             if (d.size() >= sizeof ri && ri.generation_v2 == ri.generation) {
                 r.has_uuid = true;
                 std::memcpy(r.uuid, ri.uuid, 16);
                 std::memcpy(r.received, ri.received_uuid, 16);
                 std::memcpy(r.parent, ri.parent_uuid, 16);
+                r.otransid = ri.otransid;
             }
             auto bad = [&](std::string p) {
                 report(item_finding(K::root_item_invalid, ROOT_TREE_OBJECTID, leaf.bytenr(), k)
@@ -500,12 +503,21 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
     // The data relocation tree holds relocation's temporary copies.
     info.need_csums = tree != DATA_RELOC_TREE_OBJECTID;
     info.keep_log = false;
-    // Later trees that may share blocks with this one: its snapshots and
-    // other snapshots of its source.
+    // Later trees that may share blocks this one reads first: its snapshots,
+    // and other snapshots of its source (their blocks that the source still
+    // holds are the source's, streamed before both: only when the source
+    // changed after the later snapshot was taken can they share others).
+    const RootRec* source = nullptr;
+    if (r->has_uuid && !is_zero_uuid(r->parent))
+        for (const RootRec& x : p_->roots)
+            if (x.has_uuid && std::memcmp(x.uuid, r->parent, 16) == 0) source = &x;
     for (const RootRec& o : p_->roots) {
         if (o.id <= tree || o.refs == 0 || o.dropping || !o.has_uuid || !r->has_uuid || is_zero_uuid(o.parent)) continue;
-        if (std::memcmp(o.parent, r->uuid, 16) == 0 || std::memcmp(o.parent, r->parent, 16) == 0)
-            info.keep_log = p_->cfg.reuse_shared;
+        if (std::memcmp(o.parent, r->uuid, 16) == 0) info.keep_log = p_->cfg.reuse_shared;
+        if (std::memcmp(o.parent, r->parent, 16) == 0) {
+            const bool source_first = source && source->id < tree && source->refs && !source->dropping;
+            if (!source_first || source->generation > o.otransid) info.keep_log = p_->cfg.reuse_shared;
+        }
     }
     // Trees after the csum tree check their extents' checksums as they go.
     info.csums_ready = p_->walked.count(CSUM_TREE_OBJECTID) && !p_->damaged.count(CSUM_TREE_OBJECTID);
@@ -564,5 +576,6 @@ void FsChecker::finish() {
 
 uint64_t FsChecker::data_bytes_verified() const noexcept { return p_->csum.verified_bytes(); }
 uint64_t FsChecker::reused_inodes() const noexcept { return p_->stream.reused_inodes(); }
+std::vector<uint64_t> FsChecker::logged_trees() const { return p_->stream.logged_trees(); }
 
 }  // namespace btk

@@ -60,6 +60,7 @@ public:
 
     uint64_t data_bytes_verified() const noexcept;
     uint64_t reused_inodes() const noexcept;
+    std::vector<uint64_t> logged_trees() const;
 
 private:
     struct Impl;

@@ -587,6 +587,13 @@ void FsTreeStream::end(bool complete) {
     early_refs_ = {};
 }
 
+std::vector<uint64_t> FsTreeStream::logged_trees() const {
+    std::vector<uint64_t> v;
+    for (const auto& [tree, lg] : logs_) v.push_back(tree);
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
 void FsTreeStream::flush() {
     for (auto& [root, list] : done_) {
         for (Pending& p : list) {

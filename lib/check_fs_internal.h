@@ -229,6 +229,8 @@ public:
         return it == logs_.end() ? nullptr : &it->second;
     }
     uint64_t reused_inodes() const noexcept { return reused_; }
+    // The trees whose link log is kept for later trees, in id order.
+    std::vector<uint64_t> logged_trees() const;
     // Bytes all logs may take; a tree whose log would exceed it keeps none.
     static constexpr size_t LOG_BUDGET = 160ull << 20;
     // `complete`: every leaf of the tree was streamed. When not, checks that
