@@ -75,16 +75,24 @@ void FsTreeStream::begin(const FsTreeInfo& info) {
     logging_ = info.keep_log && log_bytes_ < LOG_BUDGET;
 }
 
+void FsTreeStream::drop_log() {
+    logging_ = false;
+    log_bytes_ -= cur_log_.size() * sizeof(LinkRec);
+    cur_log_ = TreeLog{};
+}
+
 void FsTreeStream::log(const LinkRec& r) {
     if (!logging_) return;
-    if (log_bytes_ + sizeof r > LOG_BUDGET) {
-        logging_ = false;
-        log_bytes_ -= cur_log_.size() * sizeof r;
-        cur_log_ = TreeLog{};
-        return;
-    }
+    if (log_bytes_ + sizeof r > LOG_BUDGET) return drop_log();
     log_bytes_ += sizeof r;
     cur_log_.push_back(r);
+}
+
+void FsTreeStream::log(uint64_t child, uint64_t parent, uint64_t fp, uint64_t index, uint8_t type, LinkRec::Kind kind,
+                       uint8_t flags) {
+    if (!logging_) return;
+    if (index != NO_INDEX && index >= UINT32_MAX) return drop_log();
+    log(LinkRec{child, parent, fp, index == NO_INDEX ? UINT32_MAX : uint32_t(index), type, kind, flags});
 }
 
 void FsTreeStream::leaf(const TreeBlock& leaf) { items(leaf, 0, leaf.nritems()); }
@@ -216,7 +224,7 @@ void FsTreeStream::inode_refs(const TreeBlock& leaf, uint32_t slot, const Key& k
                     .num("expected", extref_hash(r.parent, r.name)));
         const Link l{cur_.ino, r.parent, name_fp(r.name), r.index, ft};
         (r.parent < cur_.ino ? cur_.refs : early_refs_).push_back(l);
-        log({l.child, l.parent, l.fp, l.index, l.type, LinkRec::REF, 0});
+        log(l.child, l.parent, l.fp, l.index, l.type, LinkRec::REF);
     }
 }
 
@@ -311,7 +319,7 @@ void FsTreeStream::finish_inode() {
     }
     if (cur_.nlink == 0) {
         unlinked_.push_back(ino);
-        log({ino, 0, 0, 0, 0, LinkRec::UNLINKED, 0});
+        log(ino, 0, 0, 0, 0, LinkRec::UNLINKED);
     }
 }
 
@@ -344,7 +352,7 @@ void FsTreeStream::replay(const TreeLog& lg, uint64_t head, uint64_t tail, const
         for (; it != hi && lg[it].owner() == x; ++it) {
             const LinkRec& r = lg[it];
             log(r);
-            const Link l{r.child, r.parent, r.fp, r.index, r.type};
+            const Link l{r.child, r.parent, r.fp, r.index(), r.type};
             switch (r.kind) {
                 case LinkRec::REF:
                     // Links between two inner inodes matched in the earlier tree.
@@ -356,7 +364,7 @@ void FsTreeStream::replay(const TreeLog& lg, uint64_t head, uint64_t tail, const
                     break;
                 case LinkRec::SUBVOL:
                     if (subvol_links_)
-                        subvol_links_->push_back({info_.root, r.parent, r.child, r.index, r.fp, bool(r.flags & 1),
+                        subvol_links_->push_back({info_.root, r.parent, r.child, r.index(), r.fp, bool(r.flags & 1),
                                                   bool(r.flags & 2)});
                     break;
                 case LinkRec::UNLINKED: unlinked_.push_back(x); break;
@@ -455,10 +463,10 @@ void FsTreeStream::pair_dir_entries() {
     auto emit = [&](const Named& n, uint64_t idx, bool has_item, bool has_index) {
         if (n.loc_type == ROOT_ITEM_KEY) {
             if (subvol_links_) subvol_links_->push_back({info_.root, dir, n.child, idx, n.fp, has_item, has_index});
-            log({n.child, dir, n.fp, idx, n.type, LinkRec::SUBVOL, uint8_t((has_item ? 1 : 0) | (has_index ? 2 : 0))});
+            log(n.child, dir, n.fp, idx, n.type, LinkRec::SUBVOL, uint8_t((has_item ? 1 : 0) | (has_index ? 2 : 0)));
         } else {
             add_entry_link({n.child, dir, n.fp, idx, n.type});
-            log({n.child, dir, n.fp, idx, n.type, LinkRec::ENTRY, 0});
+            log(n.child, dir, n.fp, idx, n.type, LinkRec::ENTRY);
         }
     };
     for (const Named& x : index) {

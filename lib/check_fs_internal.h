@@ -180,12 +180,16 @@ struct FsTreeInfo {
 class FsTreeStream {
 public:
     // One record of a tree's link log; `owner` is the inode it belongs to.
+    // 32 bytes: the index in 32 bits (a tree with a larger one keeps no log).
     struct LinkRec {
         enum Kind : uint8_t { REF, ENTRY, SUBVOL, UNLINKED };
-        uint64_t child, parent, fp, index;
+        uint64_t child, parent, fp;
+        uint32_t idx;               // UINT32_MAX: none (NO_INDEX)
         uint8_t type, kind, flags;  // flags (SUBVOL): 1 has DIR_ITEM, 2 has DIR_INDEX
         uint64_t owner() const noexcept { return kind == ENTRY || kind == SUBVOL ? parent : child; }
+        uint64_t index() const noexcept { return idx == UINT32_MAX ? ~0ULL : idx; }
     };
+    static_assert(sizeof(LinkRec) == 32);
     // The log of a tree whose stream was complete and found nothing.
     // In chunks: it grows to millions of records, and a vector would copy
     // them (into freshly faulted pages) at every doubling.
@@ -284,7 +288,10 @@ private:
     // Matches the dir entries naming `ino` left in the heap with its refs to
     // earlier directories (sorted).
     void match_refs(uint64_t ino, const std::vector<Link>& refs);
+    void log(uint64_t child, uint64_t parent, uint64_t fp, uint64_t index, uint8_t type, LinkRec::Kind kind,
+             uint8_t flags = 0);
     void log(const LinkRec& r);
+    void drop_log();
     std::string entry_name(const RootRef& root, uint64_t dir, uint64_t child, uint64_t fp, uint64_t index);
     std::string ref_name(const RootRef& root, uint64_t child, uint64_t parent, uint64_t fp);
     Finding mk(FindingKind k, uint64_t ino = 0) const;

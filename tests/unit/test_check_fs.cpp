@@ -330,3 +330,27 @@ TEST_CASE("check fs: links from a directory to an older inode are matched at the
     CHECK(has(ids, "dir_item_missing"));
     CHECK(has(ids, "dir_index_missing"));
 }
+
+TEST_CASE("check fs: a tree's link log is kept when clean, and not with an index above 32 bits") {
+    auto logged = [](const std::vector<Item>& items) {
+        FsTreeStream s(nullptr, [](Finding) {}, nullptr, nullptr);
+        FsTreeInfo info;
+        info.root = 256;
+        info.super_gen = 10;
+        info.no_holes = true;
+        info.keep_log = true;
+        s.begin(info);
+        s.leaf(*make_leaf(items));
+        s.end(true);
+        return s.logged_trees();
+    };
+    CHECK(logged(small_tree()) == std::vector<uint64_t>{256});
+    // The same tree with the file's index at 2^32 (valid, but the log's
+    // records hold 32 bits): found clean, but no log is kept.
+    const uint64_t big = 1ULL << 32;
+    std::vector<Item> t = small_tree();
+    t[3].key.offset = big;
+    t[5].data = ref(big, "a");
+    CHECK(run_stream(t).empty());
+    CHECK(logged(t).empty());
+}
