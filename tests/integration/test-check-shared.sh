@@ -27,23 +27,30 @@ mkdir -p "$mnt"
 fail() { echo "FAIL $*"; }
 pass() { echo "PASS $*"; }
 
-base=$tmp/base.img
-truncate -s 256M "$base"
-mkfs.btrfs -q -f -n 4096 "$base" >/dev/null
-mount -o loop "$base" "$mnt"
-btrfs -q subvolume create "$mnt/data"
-python3 - "$mnt/data" <<'EOF'
+# new_fs IMAGE SUBVOL DIRS FILES: a 256 MiB filesystem with 4 KiB nodes,
+# mounted on $mnt, whose subvolume SUBVOL holds DIRS directories of FILES
+# small files each.
+new_fs() {
+    truncate -s 256M "$1"
+    mkfs.btrfs -q -f -n 4096 "$1" >/dev/null
+    mount -o loop "$1" "$mnt"
+    btrfs -q subvolume create "$mnt/$2"
+    python3 - "$mnt/$2" "$3" "$4" <<'EOF'
 import os, sys
-root = sys.argv[1]
-for d in range(10):
+root, dirs, files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for d in range(dirs):
     p = os.path.join(root, "d%d" % d)
     os.mkdir(p)
-    for i in range(300):
+    for i in range(files):
         with open(os.path.join(p, "file-%04d-with-a-longer-name" % i), "w") as f:
             f.write("x" * (i % 50))
-for i in range(0, 300, 30):
-    os.link(os.path.join(root, "d2/file-%04d-with-a-longer-name" % i), os.path.join(root, "d9/link-%04d" % i))
 EOF
+}
+name() { printf 'file-%04d-with-a-longer-name' "$1"; }
+
+base=$tmp/base.img
+new_fs "$base" data 10 300
+for i in $(seq 0 30 299); do ln "$mnt/data/d2/$(name "$i")" "$mnt/data/d9/link-$(printf %04d "$i")"; done
 btrfs -q subvolume snapshot "$mnt/data" "$mnt/snap"
 # The snapshot changes a little: its own leaves among shared ones.
 for i in 1 2 3; do echo new >"$mnt/snap/d3/new-file-$i"; done
@@ -128,25 +135,12 @@ fi
 # both images; the output must again match --reread-shared.
 siblings() {  # siblings NAME CHANGE_AFTER(0|1) EXPECTED_LOGS
     local name=$1 after=$2 want=$3 img=$tmp/sib-$1.img
-    truncate -s 256M "$img"
-    mkfs.btrfs -q -f -n 4096 "$img" >/dev/null
-    mount -o loop "$img" "$mnt"
-    btrfs -q subvolume create "$mnt/src"
-    python3 - "$mnt/src" <<'PY'
-import os, sys
-root = sys.argv[1]
-for d in range(8):
-    p = os.path.join(root, "d%d" % d)
-    os.mkdir(p)
-    for i in range(200):
-        with open(os.path.join(p, "f%04d" % i), "w") as f:
-            f.write("y" * (i % 40))
-PY
+    new_fs "$img" src 8 200
     btrfs -q subvolume snapshot -r "$mnt/src" "$mnt/s1"
-    for i in $(seq 0 20 199); do echo more >>"$mnt/src/d1/f$(printf %04d "$i")"; done
+    for i in $(seq 0 20 199); do echo more >>"$mnt/src/d1/$(name "$i")"; done
     btrfs -q subvolume snapshot -r "$mnt/src" "$mnt/s2"
     if [ "$after" = 1 ]; then
-        for d in 4 5 6 7; do for i in $(seq 0 20 199); do echo more >>"$mnt/src/d$d/f$(printf %04d "$i")"; done; done
+        for d in 4 5 6 7; do for i in $(seq 0 20 199); do echo more >>"$mnt/src/d$d/$(name "$i")"; done; done
     fi
     umount "$mnt"
     local rc1=0 rc2=0 logs
