@@ -572,12 +572,13 @@ void FsTreeStream::end(bool complete) {
     }
     // A later tree may take inodes from this tree's log only when this tree
     // was read whole and found nothing.
-    if (logging_ && complete && pending_.empty())
+    if (logging_ && complete && pending_.empty()) {
         logs_[info_.root] = std::move(cur_log_);
-    else
-        log_bytes_ -= cur_log_.size() * sizeof(LinkRec);
-    cur_log_ = TreeLog{};
-    logging_ = false;
+        cur_log_ = TreeLog{};
+        logging_ = false;
+    } else {
+        drop_log();
+    }
     std::vector<Pending> keep;
     for (Pending& p : pending_) {
         if (p.whole && !complete) continue;

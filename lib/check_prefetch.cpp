@@ -6,7 +6,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-
 #include <algorithm>
 #include <cstring>
 
