@@ -74,6 +74,15 @@ bool loses_items(K k) {
 }  // namespace
 
 // Work for the subvolume tree thread, in walk order.
+// A shared subtree's top block and the leaves at its two edges, read on the
+// main thread (it waits for the subvolume tree thread on snapshots anyway):
+// what replaying the subtree from a link log needs.
+struct SharedEdges {
+    BlockRef top;                      // null: unreadable
+    std::vector<BlockRef> left, right;  // from the outside in
+    bool ok = false;                   // both edges found (else the subtree is walked)
+};
+
 struct StreamMsg {
     enum Type { BEGIN, LEAF, SHARED, END } type;
     FsTreeInfo info;  // BEGIN
@@ -83,6 +92,7 @@ struct StreamMsg {
     std::optional<Key> first_key;
     bool complete = false;  // END
     uint64_t first_tree = 0;  // SHARED: the streamed tree that read the block first (0: none)
+    std::shared_ptr<const SharedEdges> edges;  // SHARED, when first_tree may keep a log
 };
 
 struct FsChecker::Impl {
@@ -115,6 +125,8 @@ struct FsChecker::Impl {
     std::thread worker;
     WorkQueue<std::vector<StreamMsg>> queue{8};
     std::vector<StreamMsg> batch;
+    size_t batch_blocks = 0;        // blocks the batch holds
+    std::set<uint64_t> log_trees;   // trees streamed with keep_log (main thread)
     bool shared_failed = false;  // worker only
 
     void put(StreamMsg m);
@@ -130,8 +142,11 @@ struct FsChecker::Impl {
     void uuid_leaf(const TreeBlock& leaf);
     BlockRef read_again(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key);
     void walk_shared(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key,
-                     const FsTreeStream::TreeLog* log);
-    bool replay_shared(const BlockRef& blk, const FsTreeStream::TreeLog& log);
+                     const FsTreeStream::TreeLog* log, const SharedEdges* edges);
+    // Fills e.left and e.right from e.top; false when a block is unusable or
+    // an edge is too long.
+    bool find_edges(SharedEdges& e);
+    bool replay_shared(const SharedEdges& e, const FsTreeStream::TreeLog& log);
     void root_checks();
     void uuid_checks();
 };
@@ -229,29 +244,35 @@ BlockRef FsChecker::Impl::read_again(uint64_t bytenr, int level, uint64_t gen, c
 }
 
 void FsChecker::Impl::walk_shared(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key,
-                                  const FsTreeStream::TreeLog* log) {
-    const BlockRef blk = read_again(bytenr, level, gen, first_key);
+                                  const FsTreeStream::TreeLog* log, const SharedEdges* edges) {
+    const BlockRef blk = edges ? edges->top : read_again(bytenr, level, gen, first_key);
     if (!blk) {
         shared_failed = true;
         return;
     }
     // The subtree's inner inodes from the log of the tree that read it first
     // (its descendants were in that tree too).
-    if (log && replay_shared(blk, *log)) return;
+    if (log) {
+        SharedEdges own;
+        if (!edges) {
+            own.top = blk;
+            own.ok = find_edges(own);
+            edges = &own;
+        }
+        if (edges->ok && replay_shared(*edges, *log)) return;
+    }
     if (blk->is_leaf()) return stream.leaf(*blk);
     for (uint32_t i = 0; i < blk->nritems(); ++i)
-        walk_shared(blk->blockptr(i), level - 1, blk->ptr_generation(i), blk->key(i), log);
+        walk_shared(blk->blockptr(i), level - 1, blk->ptr_generation(i), blk->key(i), log, nullptr);
 }
 
-bool FsChecker::Impl::replay_shared(const BlockRef& blk, const FsTreeStream::TreeLog& log) {
+bool FsChecker::Impl::find_edges(SharedEdges& e) {
     // The first and the last inode may have items outside the subtree: theirs
     // are streamed, from the leaves at either edge holding them (at most
     // EDGE_LEAVES per side, else the whole subtree is streamed).
     constexpr size_t EDGE_LEAVES = 32;
-    std::vector<BlockRef> left, right;
     // Leaves from one edge until one holds an item of another inode than
-    // `ino` (*ino = 0: that of the first item met). Returns false when a
-    // block is unusable or the edge is too long.
+    // `ino` (*ino = 0: that of the first item met).
     std::function<int(const BlockRef&, bool, uint64_t&, std::vector<BlockRef>&)> edge =
         [&](const BlockRef& b, bool from_right, uint64_t& ino, std::vector<BlockRef>& out) -> int {
         // 1: done, 0: go on, -1: give up
@@ -273,20 +294,25 @@ bool FsChecker::Impl::replay_shared(const BlockRef& blk, const FsTreeStream::Tre
         return 0;
     };
     uint64_t head = 0, tail = 0;
-    if (edge(blk, false, head, left) != 1 || edge(blk, true, tail, right) != 1) return false;
+    return edge(e.top, false, head, e.left) == 1 && edge(e.top, true, tail, e.right) == 1;
+}
+
+bool FsChecker::Impl::replay_shared(const SharedEdges& e, const FsTreeStream::TreeLog& log) {
+    const TreeBlock& hl = *e.left.back();   // where the first inode ends
+    const TreeBlock& tl = *e.right.back();  // where the last one starts
+    const uint64_t head = e.left.front()->key(0).objectid;
+    const uint64_t tail = e.right.front()->key(e.right.front()->nritems() - 1).objectid;
     if (head >= tail || head < FIRST_FREE_OBJECTID || tail > LAST_FREE_OBJECTID) return false;
-    const TreeBlock& hl = *left.back();   // where the first inode ends
-    const TreeBlock& tl = *right.back();  // where the last one starts
     uint32_t head_end = 0;
     while (head_end < hl.nritems() && hl.key(head_end).objectid == head) ++head_end;
     uint32_t tail_start = tl.nritems();
     while (tail_start > 0 && tl.key(tail_start - 1).objectid == tail) --tail_start;
     if (tail_start == 0) return false;
-    for (size_t i = 0; i + 1 < left.size(); ++i) stream.leaf(*left[i]);
+    for (size_t i = 0; i + 1 < e.left.size(); ++i) stream.leaf(*e.left[i]);
     stream.items(hl, 0, head_end);
     stream.replay(log, head, tail, tl.key(tail_start - 1));
     stream.items(tl, tail_start, tl.nritems());
-    for (size_t i = right.size() - 1; i-- > 0;) stream.leaf(*right[i]);
+    for (size_t i = e.right.size() - 1; i-- > 0;) stream.leaf(*e.right[i]);
     return true;
 }
 
@@ -429,12 +455,14 @@ void FsChecker::Impl::put(StreamMsg m) {
             work();
         });
     const bool end = m.type == StreamMsg::END;
+    batch_blocks += m.leaf ? 1 : m.edges ? 1 + m.edges->left.size() + m.edges->right.size() : 0;
     batch.push_back(std::move(m));
-    // Batches of 64 (fewer wake-ups), but no waiting for a full batch while
-    // the worker has nothing to do.
-    if (end || batch.size() >= 64 || (batch.size() >= 8 && queue.idle_hint())) {
+    // Batches of 64 blocks or messages (fewer wake-ups), but no waiting for a
+    // full batch while the worker has nothing to do.
+    if (end || batch.size() >= 64 || batch_blocks >= 64 || (batch.size() >= 8 && queue.idle_hint())) {
         queue.put(std::move(batch));
         batch = {};
+        batch_blocks = 0;
     }
 }
 
@@ -457,11 +485,13 @@ void FsChecker::Impl::work() {
                 case StreamMsg::LEAF: stream.leaf(*m.leaf); break;
                 case StreamMsg::SHARED:
                     walk_shared(m.bytenr, m.level, m.generation, m.first_key,
-                                m.first_tree && m.first_tree != stream.root() ? stream.log_of(m.first_tree) : nullptr);
+                                m.first_tree && m.first_tree != stream.root() ? stream.log_of(m.first_tree) : nullptr,
+                                m.edges.get());
                     break;
                 case StreamMsg::END: stream.end(m.complete && !shared_failed); break;
             }
-            m.leaf.reset();  // free the block now, not with the batch
+            m.leaf.reset();  // free the blocks now, not with the batch
+            m.edges.reset();
         }
     }
 }
@@ -492,7 +522,7 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
     // Deleted subvolumes (refs 0, maybe half dropped) are garbage waiting
     // for the cleaner: only their tree blocks are checked.
     if (!r || r->refs == 0 || r->dropping) return;
-    StreamMsg m{StreamMsg::BEGIN, {}, nullptr, 0, 0, 0, std::nullopt, false};
+    StreamMsg m{StreamMsg::BEGIN, {}, nullptr, 0, 0, 0, std::nullopt, false, 0, nullptr};
     FsTreeInfo& info = m.info;
     info.root = tree;
     info.ref = root;
@@ -521,6 +551,7 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
     }
     // Trees after the csum tree check their extents' checksums as they go.
     info.csums_ready = p_->walked.count(CSUM_TREE_OBJECTID) && !p_->damaged.count(CSUM_TREE_OBJECTID);
+    if (info.keep_log) p_->log_trees.insert(tree);
     p_->stream_tree = tree;
     p_->put(std::move(m));
 }
@@ -529,7 +560,7 @@ void FsChecker::end_tree(uint64_t tree) {
     p_->walked.insert(tree);
     if (p_->stream_tree != tree) return;
     p_->stream_tree = 0;
-    p_->put({StreamMsg::END, {}, nullptr, 0, 0, 0, std::nullopt, !p_->damaged.count(tree)});
+    p_->put({StreamMsg::END, {}, nullptr, 0, 0, 0, std::nullopt, !p_->damaged.count(tree), 0, nullptr});
 }
 
 void FsChecker::leaf(uint64_t tree, const BlockRef& leaf) {
@@ -543,7 +574,7 @@ void FsChecker::leaf(uint64_t tree, const BlockRef& leaf) {
             return;
         case UUID_TREE_OBJECTID: return p_->uuid_leaf(*leaf);
         default:
-            if (p_->stream_tree == tree) p_->put({StreamMsg::LEAF, {}, leaf, 0, 0, 0, std::nullopt, false});
+            if (p_->stream_tree == tree) p_->put({StreamMsg::LEAF, {}, leaf, 0, 0, 0, std::nullopt, false, 0, nullptr});
     }
 }
 
@@ -551,8 +582,17 @@ void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t
                              const std::optional<Key>& first_key) {
     if (p_->stream_tree != tree) return;
     auto it = p_->first_tree.find(bytenr);
-    p_->put({StreamMsg::SHARED, {}, nullptr, bytenr, generation, level, first_key, false,
-             it == p_->first_tree.end() ? 0 : it->second});
+    const uint64_t first = it == p_->first_tree.end() ? 0 : it->second;
+    StreamMsg m{StreamMsg::SHARED, {}, nullptr, bytenr, generation, level, first_key, false, first, nullptr};
+    // The subtree will be replayed from the first tree's log if it keeps
+    // one: read its edges here.
+    if (first && first != tree && p_->log_trees.count(first)) {
+        auto e = std::make_shared<SharedEdges>();
+        e->top = p_->read_again(bytenr, level, generation, first_key);
+        if (e->top) e->ok = p_->find_edges(*e);
+        m.edges = std::move(e);
+    }
+    p_->put(std::move(m));
 }
 
 void FsChecker::first_visit(uint64_t tree, uint64_t bytenr) {
