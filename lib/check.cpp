@@ -1,5 +1,6 @@
 #include "check.h"
 #include "check_prefetch.h"
+#include "gallop.h"
 #include "check_space.h"
 
 #include "check_fs.h"
@@ -15,7 +16,6 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <thread>
 #include <unordered_set>
 
 namespace btk {
@@ -103,14 +103,19 @@ struct MetaRef {
 // c=file offset - extent offset) or REF_SHARED (a=parent leaf).
 struct DataRef {
     uint64_t bytenr;
-    uint8_t type;
     uint64_t a, b, c;
     uint64_t count;
+    uint32_t seen;  // the extent tree's refs: file extent items found that imply it
+    uint8_t type;
     auto tie() const { return std::tie(bytenr, type, a, b, c); }
 };
 
-// A file extent item seen in a leaf; resolved to a DataRef once the leaf's
-// extent flags are known.
+DataRef data_ref(uint64_t bytenr, uint8_t type, uint64_t a, uint64_t b, uint64_t c, uint64_t count) {
+    return {bytenr, a, b, c, count, 0, type};
+}
+
+// A file extent item seen before the extent tree was read; matched with
+// its data ref once the leaf's extent flags are known.
 struct DataUse {
     uint64_t bytenr, leaf, owner, ino, offset;
 };
@@ -172,8 +177,16 @@ private:
     void sort_meta();
     void file_extents(const TreeBlock& leaf);
     void check_refs();  // check_extent_refs and check_data_refs
+    // Sorts drefs_ by tie() and merges equal refs (again if it grew since).
+    void sort_drefs();
+    bool leaf_full_backref(uint64_t leaf) const;
+    // A file extent item of `leaf`: the ref it implies is counted in drefs_
+    // (or kept in unmatched_).
+    void use_data(bool full_backref, uint64_t bytenr, uint64_t leaf, uint64_t owner, uint64_t ino, uint64_t offset);
+    size_t find_dref(const DataRef& k);
+    // Matches the file extent items seen before the extent tree was read.
     void seal_data_uses();
-    void check_data_refs(const std::vector<DataRef>& want);
+    void check_data_refs();
     void build_stripe_map();
     void check_chunks_devices();
     void check_extent_refs();
@@ -215,11 +228,12 @@ private:
     std::vector<MetaItem> meta_;
     std::vector<MetaRef> mrefs_;
     uint64_t extent_prev_end_ = 0;
-    std::vector<DataRef> drefs_;
-    std::vector<DataUse> duses_;
+    std::vector<DataRef> drefs_;      // sorted and merged once the extent tree was read
+    size_t drefs_sorted_ = SIZE_MAX;  // drefs_.size() when last sorted
+    size_t dref_hint_ = 0;            // where the last search in drefs_ ended
+    std::vector<DataUse> duses_;      // file extent items waiting for the extent tree
     bool meta_sorted_ = false;        // meta_ is whole and sorted (after the extent tree)
-    std::vector<DataRef> want_;       // the data refs duses_ implied so far
-    std::vector<size_t> want_runs_;   // ends of its sorted runs
+    std::vector<DataRef> unmatched_;  // implied data refs the extent tree lacks
     std::vector<uint64_t> data_items_;
     struct {
         bool active = false;
@@ -585,11 +599,6 @@ void Checker::reserve_from_extent_tree() {
     visited_.reserve(visited_.size() + blocks);
     blocks_.reserve(blocks_.size() + blocks);
     edges_.reserve(edges_.size() + mrefs_.size() + 64);
-    // One file extent item per reference counted, at most a few per ref item.
-    uint64_t uses = 0;
-    for (const DataRef& r : drefs_) uses += std::min<uint64_t>(r.count, 4);
-    duses_.reserve(duses_.size() + size_t(uses));
-    want_.reserve(size_t(uses));
 }
 
 void Checker::finish_data_extent() {
@@ -699,11 +708,11 @@ void Checker::extent_leaf_item(const TreeBlock& leaf, uint32_t slot) {
                 } else if (t == EXTENT_DATA_REF_KEY) {
                     const auto* dr = view_at<extent_data_ref>(d, p + 1);
                     counted += dr->count;
-                    drefs_.push_back({bytenr, REF_TREE, dr->root, dr->objectid, dr->offset, dr->count});
+                    drefs_.push_back(data_ref(bytenr, REF_TREE, dr->root, dr->objectid, dr->offset, dr->count));
                 } else if (t == SHARED_DATA_REF_KEY) {
                     const auto* sr = view_at<shared_data_ref>(d, p + sizeof(extent_inline_ref));
                     counted += sr->count;
-                    drefs_.push_back({bytenr, REF_SHARED, ir->offset, 0, 0, sr->count});
+                    drefs_.push_back(data_ref(bytenr, REF_SHARED, ir->offset, 0, 0, sr->count));
                 }
                 p += need;
             }
@@ -731,12 +740,12 @@ void Checker::extent_leaf_item(const TreeBlock& leaf, uint32_t slot) {
         case EXTENT_DATA_REF_KEY:
         case SHARED_DATA_REF_KEY: {
             uint64_t count = 0;
-            DataRef r{k.objectid, REF_SHARED, k.offset, 0, 0, 0};
+            DataRef r = data_ref(k.objectid, REF_SHARED, k.offset, 0, 0, 0);
             if (k.type == EXTENT_DATA_REF_KEY) {
                 const auto* dr = view_at<extent_data_ref>(d);
                 if (!dr) return item_problem(EXTENT_TREE_OBJECTID, leaf, slot, "extent data ref too small");
                 count = dr->count;
-                r = DataRef{k.objectid, REF_TREE, dr->root, dr->objectid, dr->offset, 0};
+                r = data_ref(k.objectid, REF_TREE, dr->root, dr->objectid, dr->offset, 0);
             } else {
                 const auto* sr = view_at<shared_data_ref>(d);
                 if (!sr) return item_problem(EXTENT_TREE_OBJECTID, leaf, slot, "shared data ref too small");
@@ -974,6 +983,9 @@ void Checker::check_extent_refs() {
 }
 
 void Checker::file_extents(const TreeBlock& leaf) {
+    if (meta_sorted_ && drefs_.size() != drefs_sorted_) sort_drefs();
+    const bool now = meta_sorted_;
+    bool full = false, looked = false;
     for (uint32_t s = 0; s < leaf.nritems(); ++s) {
         const Key k = leaf.key(s);
         if (k.type != EXTENT_DATA_KEY) continue;
@@ -984,7 +996,16 @@ void Checker::file_extents(const TreeBlock& leaf) {
         const auto* fe = view_at<file_extent_item>(d);
         if (!fe) continue;
         if (fe->disk_bytenr == 0) continue;  // a hole
-        duses_.push_back({fe->disk_bytenr, leaf.bytenr(), leaf.owner(), k.objectid, k.offset - fe->offset.get()});
+        const uint64_t offset = k.offset - fe->offset.get();
+        if (!now) {
+            duses_.push_back({fe->disk_bytenr, leaf.bytenr(), leaf.owner(), k.objectid, offset});
+            continue;
+        }
+        if (!looked) {
+            full = leaf_full_backref(leaf.bytenr());
+            looked = true;
+        }
+        use_data(full, fe->disk_bytenr, leaf.bytenr(), leaf.owner(), k.objectid, offset);
     }
 }
 
@@ -1017,24 +1038,52 @@ void merge_equal_refs(std::vector<DataRef>& v) {
     }
     size_t o = 0;
     for (size_t i = 0; i < v.size(); ++i) {
-        if (o > 0 && v[o - 1].tie() == v[i].tie())
+        if (o > 0 && v[o - 1].tie() == v[i].tie()) {
             v[o - 1].count += v[i].count;
-        else
+            v[o - 1].seen = uint32_t(std::min<uint64_t>(uint64_t(v[o - 1].seen) + v[i].seen, UINT32_MAX));
+        } else {
             v[o++] = v[i];
+        }
     }
     v.resize(o);
 }
 
 }  // namespace
 
-// The file extent items collected so far become the data refs they imply,
-// one sorted run per call (between tree walks, while the subvolume tree
-// thread works through its queue). Needs the extent tree's flags of the
-// leaves, so nothing happens before the extent tree was read.
+void Checker::sort_drefs() {
+    if (drefs_.size() == drefs_sorted_) return;
+    sort_by_bytenr(drefs_, 0, drefs_.size());
+    merge_equal_refs(drefs_);
+    drefs_sorted_ = drefs_.size();
+    dref_hint_ = 0;
+}
+
+bool Checker::leaf_full_backref(uint64_t leaf) const {
+    auto it = std::lower_bound(meta_.begin(), meta_.end(), leaf, [](const MetaItem& m, uint64_t b) { return m.bytenr < b; });
+    return it != meta_.end() && it->bytenr == leaf && (it->flags & BLOCK_FLAG_FULL_BACKREF);
+}
+
+size_t Checker::find_dref(const DataRef& k) {
+    // File extent items come mostly in the order of their extents: each
+    // search starts where the last one ended.
+    auto less = [](const DataRef& x, const DataRef& y) { return x.tie() < y.tie(); };
+    dref_hint_ = gallop_lower_bound(drefs_.data(), drefs_.size(), k, dref_hint_, less);
+    if (dref_hint_ == drefs_.size() || drefs_[dref_hint_].tie() != k.tie()) return SIZE_MAX;
+    return dref_hint_;
+}
+
+void Checker::use_data(bool full_backref, uint64_t bytenr, uint64_t leaf, uint64_t owner, uint64_t ino, uint64_t offset) {
+    const DataRef k = full_backref ? data_ref(bytenr, REF_SHARED, leaf, 0, 0, 1) : data_ref(bytenr, REF_TREE, owner, ino, offset, 1);
+    const size_t i = find_dref(k);
+    if (i == SIZE_MAX)
+        unmatched_.push_back(k);
+    else if (drefs_[i].seen != UINT32_MAX)
+        ++drefs_[i].seen;
+}
+
 void Checker::seal_data_uses() {
     if (!meta_sorted_ || duses_.empty()) return;
-    const size_t from = want_.size();
-    want_.reserve(from + duses_.size());
+    sort_drefs();
     // Uses come leaf by leaf: one lookup of the leaf's flags per leaf.
     uint64_t last_leaf = 0;
     bool full_backref = false, first = true;
@@ -1042,44 +1091,25 @@ void Checker::seal_data_uses() {
         if (first || u.leaf != last_leaf) {
             first = false;
             last_leaf = u.leaf;
-            auto it = std::lower_bound(meta_.begin(), meta_.end(), u.leaf,
-                                       [](const MetaItem& m, uint64_t b) { return m.bytenr < b; });
-            full_backref = it != meta_.end() && it->bytenr == u.leaf && (it->flags & BLOCK_FLAG_FULL_BACKREF);
+            full_backref = leaf_full_backref(u.leaf);
         }
-        if (full_backref)
-            want_.push_back({u.bytenr, REF_SHARED, u.leaf, 0, 0, 1});
-        else
-            want_.push_back({u.bytenr, REF_TREE, u.owner, u.ino, u.offset, 1});
+        use_data(full_backref, u.bytenr, u.leaf, u.owner, u.ino, u.offset);
     }
-    duses_.clear();
-    sort_by_bytenr(want_, from, want_.size());
-    want_runs_.push_back(want_.size());
+    duses_ = {};
 }
 
 void Checker::check_refs() {
     sort_meta();
-    // The implied refs on a second thread (they only read meta_), beside
-    // the tree block refs on this one.
-    std::thread data([&] {
-        seal_data_uses();
-        duses_.shrink_to_fit();
-        size_t end = want_runs_.empty() ? 0 : want_runs_[0];
-        for (size_t i = 1; i < want_runs_.size(); ++i) {
-            std::inplace_merge(want_.begin(), want_.begin() + ptrdiff_t(end), want_.begin() + ptrdiff_t(want_runs_[i]),
-                               [](const DataRef& x, const DataRef& y) { return x.bytenr < y.bytenr; });
-            end = want_runs_[i];
-        }
-        merge_equal_refs(want_);
-    });
+    sort_drefs();
+    seal_data_uses();
+    sort_by_bytenr(unmatched_, 0, unmatched_.size());
+    merge_equal_refs(unmatched_);
     check_extent_refs();
-    sort_by_bytenr(drefs_, 0, drefs_.size());
-    merge_equal_refs(drefs_);
     std::sort(data_items_.begin(), data_items_.end());
-    data.join();
-    check_data_refs(want_);
+    check_data_refs();
 }
 
-void Checker::check_data_refs(const std::vector<DataRef>& want) {
+void Checker::check_data_refs() {
     auto ref_text = [](const DataRef& r) {
         return r.type == REF_TREE ? fmt::format("root {} inode {} offset {}", r.a, r.b, r.c)
                                   : fmt::format("parent {}", r.a);
@@ -1094,16 +1124,13 @@ void Checker::check_data_refs(const std::vector<DataRef>& want) {
             f.num("ref_parent", r.a);
         return f;
     };
+    // The extent tree's refs (with the file extent items that matched them)
+    // and the implied refs none matched, in one order (no two equal).
+    const std::vector<DataRef>& want = unmatched_;
     size_t i = 0, j = 0;
     uint64_t last_missing = ~0ULL;
     while (i < want.size() || j < drefs_.size()) {
-        const bool take_w = j >= drefs_.size() || (i < want.size() && want[i].tie() <= drefs_[j].tie());
-        const bool take_d = i >= want.size() || (j < drefs_.size() && drefs_[j].tie() <= want[i].tie());
-        if (take_w && take_d) {
-            if (want[i].count != drefs_[j].count)
-                report(finding(K::data_ref_count, drefs_[j]).num("found", drefs_[j].count).num("expected", want[i].count));
-            ++i, ++j;
-        } else if (take_w) {
+        if (j >= drefs_.size() || (i < want.size() && want[i].tie() < drefs_[j].tie())) {
             const DataRef& w = want[i++];
             if (!std::binary_search(data_items_.begin(), data_items_.end(), w.bytenr)) {
                 if (w.bytenr != last_missing) report(finding(K::data_extent_missing, w));
@@ -1111,10 +1138,13 @@ void Checker::check_data_refs(const std::vector<DataRef>& want) {
             } else {
                 report(finding(K::data_ref_missing, w).num("expected", w.count));
             }
-        } else {
-            const DataRef& d = drefs_[j++];
-            report(finding(K::data_ref_extra, d).num("found", d.count));
+            continue;
         }
+        const DataRef& d = drefs_[j++];
+        if (!d.seen)
+            report(finding(K::data_ref_extra, d).num("found", d.count));
+        else if (d.seen != d.count)
+            report(finding(K::data_ref_count, d).num("found", d.count).num("expected", d.seen));
     }
 }
 
@@ -1180,6 +1210,7 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
         if (r.key.objectid == EXTENT_TREE_OBJECTID) {
             finish_data_extent();
             sort_meta();
+            sort_drefs();
             reserve_from_extent_tree();
         }
         seal_data_uses();

@@ -2,12 +2,15 @@
 // rendering and JSON output, and check_filesystem's "could not run" errors.
 #include <doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <string>
 #include <unistd.h>
+#include <vector>
 
 #include "check.h"
+#include "gallop.h"
 #include "fs.h"
 #include "mkfs.h"
 #include "super.h"
@@ -112,4 +115,29 @@ TEST_CASE("check_filesystem: a damaged sys_chunk_array tail is a finding, not a 
     CHECK(ids == std::vector<std::string>{"sys_array_invalid"});
     unlink(img.c_str());
     rmdir(dir);
+}
+
+TEST_CASE("gallop_lower_bound: the same answer as std::lower_bound from any hint") {
+    // Sorted values with runs of duplicates; keys below, between, on and
+    // above them; hints everywhere including past the end.
+    uint64_t seed = 12345;
+    auto next = [&] {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        return seed >> 33;
+    };
+    auto less = [](uint64_t a, uint64_t b) { return a < b; };
+    for (size_t n : {size_t(0), size_t(1), size_t(2), size_t(7), size_t(64), size_t(1000)}) {
+        std::vector<uint64_t> v(n);
+        uint64_t x = 10;
+        for (auto& e : v) {
+            x += next() % 3 == 0 ? 0 : 2 + next() % 5;
+            e = x;
+        }
+        for (int t = 0; t < 2000; ++t) {
+            const uint64_t k = next() % (x + 20);
+            const size_t hint = size_t(next() % (n + 3));
+            const size_t want = size_t(std::lower_bound(v.begin(), v.end(), k) - v.begin());
+            CHECK(gallop_lower_bound(v.data(), n, k, hint, less) == want);
+        }
+    }
 }
