@@ -9,8 +9,10 @@
 // through shared_block(): every subvolume is checked as a whole tree.
 //
 // The subvolume trees' items are checked on a worker thread while the walk
-// goes on (it also reads the blocks snapshots share), and data checksum
-// verification (--check-data-csum) on more workers fed from the csum tree
+// goes on. Of a subtree a snapshot shares with a tree that keeps a link log,
+// the walk reads the edges and the worker replays the rest from the log;
+// other shared blocks the worker reads again itself. Data checksums
+// (--check-data-csum) are verified on more workers fed from the csum tree
 // items. Their findings are reported by finish(), in a fixed order.
 #pragma once
 

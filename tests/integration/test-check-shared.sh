@@ -129,6 +129,29 @@ else
     compare "dir index to nowhere" "$img" 1
 fi
 
+# D: a wrong nlink in the source tree. The source is not clean, so it keeps
+# no log (the walk still reads the shared subtrees' edges for one) and the
+# snapshot reads its shared subtrees whole: the same findings, in both trees.
+img=$tmp/d.img
+cp --sparse=always "$base" "$img"
+python3 "$corrupt" "$img" item-field $data_id "$old_ino" 1 0 40 4 7
+rc1=0 rc2=0
+BTK_CHECK_STATS=1 "$bin/btk-check" "$img" >"$tmp/reuse.out" 2>"$tmp/reuse.err" || rc1=$?
+"$bin/btk-check" --reread-shared "$img" >"$tmp/reread.out" 2>&1 || rc2=$?
+logs=$(sed -n 's/^btk check: link logs kept for trees: //p' "$tmp/reuse.err")
+nlink=$(grep -c "inode $old_ino: nlink 7, but" "$tmp/reuse.out")
+if [ "$rc1" != 1 ] || [ "$rc2" != 1 ] || ! cmp -s "$tmp/reuse.out" "$tmp/reread.out"; then
+    fail "unclean source: exit $rc1 / $rc2, or the output differs from --reread-shared"
+    diff "$tmp/reuse.out" "$tmp/reread.out" | head -20
+elif [ "$logs" != none ]; then
+    fail "unclean source: link logs kept for trees '$logs', expected none"
+elif [ "$nlink" -lt 2 ]; then
+    fail "unclean source: the wrong nlink was not reported in both trees"
+    cat "$tmp/reuse.out"
+else
+    pass "unclean source: no log kept, same output as --reread-shared, nlink reported $nlink times"
+fi
+
 # Two snapshots of one subvolume. The first snapshot's log is kept only when
 # the second can share blocks that the source no longer holds: when the
 # source changed after the second snapshot was taken. The kernel writes
