@@ -1,6 +1,7 @@
 #include "check.h"
 #include "check_prefetch.h"
 #include "gallop.h"
+#include "u64_map.h"
 #include "check_space.h"
 
 #include "check_fs.h"
@@ -224,7 +225,7 @@ private:
 
     std::vector<Edge> edges_;
     std::vector<BlockRec> blocks_;
-    std::unordered_set<uint64_t> visited_;
+    U64Map<uint64_t> visited_;  // block -> the tree whose walk read it first if it handled items, else 0
     std::vector<MetaItem> meta_;
     std::vector<MetaRef> mrefs_;
     uint64_t extent_prev_end_ = 0;
@@ -317,7 +318,7 @@ const Chunk* Checker::chunk_at(uint64_t logical) const {
 
 void Checker::walk_tree(const WalkCtx& ctx, const RootRef& root) {
     const uint64_t before = sum_.tree_blocks;
-    const bool seen = visited_.count(root.bytenr);
+    const bool seen = visited_.contains(root.bytenr);
     if (fsc_) fsc_->begin_tree(ctx.tree, root);
     visit(ctx, root.bytenr, 0, ctx.tree, root.level, root.generation, std::nullopt);
     if (fsc_) fsc_->end_tree(ctx.tree);
@@ -357,11 +358,10 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
                     uint64_t gen, const std::optional<Key>& first_key) {
     if (ctx.track) edges_.push_back({bytenr, parent, ref_root});
     if (ctx.track) extras_.edge(ctx.tree, bytenr, parent);
-    if (!visited_.insert(bytenr).second) {
-        if (fsc_ && ctx.handle_items) fsc_->shared_block(ctx.tree, bytenr, level, gen, first_key);
+    if (auto [first, added] = visited_.insert(bytenr, ctx.handle_items ? ctx.tree : 0); !added) {
+        if (fsc_ && ctx.handle_items) fsc_->shared_block(ctx.tree, bytenr, level, gen, first_key, *first);
         return;
     }
-    if (fsc_ && ctx.handle_items) fsc_->first_visit(ctx.tree, bytenr);
     BlockRec rec{bytenr, ctx.tree, uint8_t(level), false, ctx.track};
     if (bytenr == 0 || bytenr % ss_ != 0) {
         report(mk(K::block_unaligned, ctx.tree, bytenr).num("sectorsize", ss_));
@@ -426,7 +426,7 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
         for (uint32_t i = 0; i < b->nritems(); ++i) {
             if (ctx.drop_key && i + 1 < b->nritems() && b->key(i + 1) <= *ctx.drop_key) continue;
             const uint64_t c = b->blockptr(i);
-            if (c && c % ss_ == 0 && fs_->chunk_map().find(c) && !visited_.count(c)) kids.push_back(c);
+            if (c && c % ss_ == 0 && fs_->chunk_map().find(c) && !visited_.contains(c)) kids.push_back(c);
         }
         prefetch_->want(kids);
     }

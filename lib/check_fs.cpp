@@ -117,7 +117,7 @@ struct FsChecker::Impl {
     std::set<uint64_t> damaged, walked, checked;
     bool log_reported = false;
     uint64_t stream_tree = 0;  // the subvolume tree being walked (main thread)
-    std::unordered_map<uint64_t, uint64_t> first_tree;  // block -> streamed tree that read it first (main thread)
+    std::set<uint64_t> streamed;  // subvolume trees streamed so far (main thread)
 
     // The worker thread streaming subvolume trees. Messages go in batches
     // (fewer wake-ups); the bounded queue makes the walk wait rather than
@@ -553,6 +553,7 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
     info.csums_ready = p_->walked.count(CSUM_TREE_OBJECTID) && !p_->damaged.count(CSUM_TREE_OBJECTID);
     if (info.keep_log) p_->log_trees.insert(tree);
     p_->stream_tree = tree;
+    p_->streamed.insert(tree);
     p_->put(std::move(m));
 }
 
@@ -579,10 +580,9 @@ void FsChecker::leaf(uint64_t tree, const BlockRef& leaf) {
 }
 
 void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,
-                             const std::optional<Key>& first_key) {
+                             const std::optional<Key>& first_key, uint64_t first_tree) {
     if (p_->stream_tree != tree) return;
-    auto it = p_->first_tree.find(bytenr);
-    const uint64_t first = it == p_->first_tree.end() ? 0 : it->second;
+    const uint64_t first = p_->streamed.count(first_tree) ? first_tree : 0;
     StreamMsg m{StreamMsg::SHARED, {}, nullptr, bytenr, generation, level, first_key, false, first, nullptr};
     // The subtree will be replayed from the first tree's log if it keeps
     // one: read its edges here.
@@ -593,10 +593,6 @@ void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t
         m.edges = std::move(e);
     }
     p_->put(std::move(m));
-}
-
-void FsChecker::first_visit(uint64_t tree, uint64_t bytenr) {
-    if (p_->stream_tree == tree) p_->first_tree.emplace(bytenr, tree);
 }
 
 void FsChecker::block_problem(const Finding& f) {

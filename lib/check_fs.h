@@ -48,11 +48,10 @@ public:
     // A leaf of `tree`, in key order (subvolume trees' leaves are handed to
     // a worker thread, hence the reference count).
     void leaf(uint64_t tree, const BlockRef& leaf);
-    // The walk of `tree` met a block it had already read for another tree.
+    // The walk of `tree` met a block it had already read for tree
+    // `first_tree` (0: for a walk that handed no items over).
     void shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,
-                      const std::optional<Key>& first_key);
-    // The walk of `tree` reads block `bytenr` for the first time.
-    void first_visit(uint64_t tree, uint64_t bytenr);
+                      const std::optional<Key>& first_key, uint64_t first_tree);
     // Sees every finding: when the walk could not use a block of a tree, the
     // checks of that tree that need every item are skipped (they would only
     // echo the block's problem).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <string>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 
 #include "check.h"
 #include "gallop.h"
+#include "u64_map.h"
 #include "fs.h"
 #include "mkfs.h"
 #include "super.h"
@@ -140,4 +142,39 @@ TEST_CASE("gallop_lower_bound: the same answer as std::lower_bound from any hint
             CHECK(gallop_lower_bound(v.data(), n, k, hint, less) == want);
         }
     }
+}
+
+TEST_CASE("U64Map: the same contents as std::map, key 0 and clustered keys included") {
+    // Keys: 0, multiples of 16 KiB (block addresses) and random ones, each
+    // inserted up to three times; the first value stays.
+    uint64_t seed = 777;
+    auto next = [&] {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        return seed;
+    };
+    U64Map<uint64_t> m;
+    std::map<uint64_t, uint64_t> ref;
+    m.reserve(10);
+    for (int i = 0; i < 30000; ++i) {
+        const uint64_t r = next();
+        const uint64_t k = r % 7 == 0 ? 0 : r % 3 == 0 ? r : (r >> 40) % 20000 * 16384;
+        const uint64_t v = next();
+        const auto [p, added] = m.insert(k, v);
+        const auto [it, ref_added] = ref.emplace(k, v);
+        CHECK(added == ref_added);
+        CHECK(*p == it->second);
+    }
+    CHECK(m.size() == ref.size());
+    for (const auto& [k, v] : ref) {
+        REQUIRE(m.find(k));
+        CHECK(*m.find(k) == v);
+    }
+    for (int i = 0; i < 1000; ++i) {
+        const uint64_t k = next() | 1;  // odd: never inserted as a block address
+        CHECK(m.contains(k) == (ref.count(k) > 0));
+    }
+    U64Map<uint8_t> empty;
+    CHECK(!empty.contains(0));
+    CHECK(!empty.contains(16384));
+    CHECK(empty.size() == 0);
 }
