@@ -75,9 +75,12 @@ printf '%-28s %8s %8s %12s %6s\n' tool "wall s" "CPU s" "peak RSS" exit
 printf '%-28s %8s %8s %8s MiB %6s\n' "btk check" "$b_s" "$b_c" $((b_m / 1024)) "$b_rc"
 printf '%-28s %8s %8s %8s MiB %6s\n' "btrfs check (original)" "$o_s" "$o_c" $((o_m / 1024)) "$o_rc"
 [ "$lowmem_runs" -gt 0 ] && printf '%-28s %8s %8s %8s MiB %6s\n' "btrfs check --mode=lowmem" "$l_s" "$l_c" $((l_m / 1024)) "$l_rc"
-echo "speed (wall): $(ratio "$o_s" "$b_s") faster than original, $(ratio "$l_s" "$b_s") faster than lowmem"
+lm() {  # lm TEXT: ", TEXT" when lowmem ran
+    if [ "$lowmem_runs" -gt 0 ]; then echo ", $1"; fi
+}
+echo "speed (wall): $(ratio "$o_s" "$b_s") faster than original$(lm "$(ratio "$l_s" "$b_s") faster than lowmem")"
 echo "wall ratio to the original per turn: $(sort -n "$tmp/ratios" | awk '{printf "%s%.1fx", (NR > 1 ? " " : ""), $1}')"
-echo "speed (CPU):  $(ratio "$o_c" "$b_c") less than original, $(ratio "$l_c" "$b_c") less than lowmem"
+echo "speed (CPU):  $(ratio "$o_c" "$b_c") less than original$(lm "$(ratio "$l_c" "$b_c") less than lowmem")"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-echo "memory: $(ratio "$o_m" "$b_m") less than original, $(ratio "$l_m" "$b_m") less than lowmem"
+echo "memory: $(ratio "$o_m" "$b_m") less than original$(lm "$(ratio "$l_m" "$b_m") less than lowmem")"
 [ "$b_rc" = 0 ] && [ "$o_rc" = 0 ] || { echo "a check found errors:"; tail -5 "$tmp/btk.out" "$tmp/orig.out"; exit 1; }

@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
     app.add_option("-E,--subvol-extents", subvol_extents, "Print the extents of a subvolume and the roots sharing them");
     bool reread_shared = false;  // tests: read snapshot-shared inodes again (compare with the reuse)
     app.add_flag("--reread-shared", reread_shared, "")->group("");
+    std::string copies_by = "auto";  // tests: who verifies the other copies of subvolume leaves
+    app.add_option("--copies-by", copies_by, "")->check(CLI::IsMember({"auto", "walk", "worker"}))->group("");
     app.add_flag("-p,--progress", progress, "Show progress on standard error when it is a terminal");
     app.add_option("--threads", o.threads, "Tree block reader threads besides the walk (default: the cores minus 2, at most 8; 0: none)")
         ->check(CLI::Range(0, 64));
@@ -57,6 +59,8 @@ int main(int argc, char** argv) {
     o.check_data_csum = data_csum;
     o.subvol_extents = subvol_extents;
     o.reuse_shared = !reread_shared;
+    using CV = btk::CheckOptions::CopyVerifier;
+    o.copy_verifier = copies_by == "walk" ? CV::walk : copies_by == "worker" ? CV::worker : CV::automatic;
 
     const bool json = format == "json";
     // The progress line: only on a terminal, rewritten in place.
@@ -164,6 +168,8 @@ int main(int argc, char** argv) {
         std::string trees;
         for (uint64_t t : r->logged_trees) trees += fmt::format(" {}", t);
         std::fprintf(stderr, "btk check: link logs kept for trees:%s\n", trees.empty() ? " none" : trees.c_str());
+        std::fprintf(stderr, "btk check: %llu blocks' other copies verified by the subvolume tree thread\n",
+                     (unsigned long long)r->worker_copy_blocks);
     }
     return r->errors ? 1 : 0;
 }

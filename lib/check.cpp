@@ -135,12 +135,14 @@ public:
     Result<CheckSummary> run(const std::vector<std::string>& paths);
 
 private:
-    void report(Finding f) {
+    // damages: a block of f.tree is unusable (the checks that need the
+    // whole tree skip it).
+    void report(Finding f, bool damages = true) {
         if (f.severity() == Severity::error)
             ++sum_.errors;
         else
             ++sum_.warnings;
-        if (fsc_) fsc_->block_problem(f);
+        if (fsc_ && damages) fsc_->block_problem(f);
         if (sink_) sink_(f);
     }
     static Finding mk(K k, uint64_t tree = 0, uint64_t bytenr = 0) {
@@ -160,7 +162,15 @@ private:
     void walk_tree(const WalkCtx& ctx, const RootRef& root);
     void visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64_t ref_root, int level,
                uint64_t gen, const std::optional<Key>& first_key);
-    BlockRef read_verified(const WalkCtx& ctx, uint64_t bytenr);
+    // The block, from its first copy that verifies; *rest_unread: the
+    // other copies are still to be verified (by verify_rest() or the fs
+    // tree worker).
+    BlockRef read_verified(const WalkCtx& ctx, uint64_t bytenr, bool* rest_unread);
+    static Finding copy_finding(uint64_t tree, uint64_t bytenr, const CopyRead& c);
+    void verify_rest(uint64_t tree, uint64_t bytenr, uint64_t seq);
+    // Bad copies of blocks whose first copy is good, in walk order (who
+    // verified them, the walk or the fs tree worker, depends on timing).
+    void report_later_copies();
     void handle_leaf(const WalkCtx& ctx, const TreeBlock& leaf);
     void chunk_item(const TreeBlock& leaf, uint32_t slot);
     void dev_item(const TreeBlock& leaf, uint32_t slot);
@@ -225,6 +235,8 @@ private:
 
     std::vector<Edge> edges_;
     std::vector<BlockRec> blocks_;
+    uint64_t read_seq_ = 0;  // blocks read so far (walk order)
+    std::vector<FsChecker::CopyResult> later_copies_;  // bad copies after a good first one
     U64Map<uint64_t> visited_;  // block -> the tree whose walk read it first if it handled items, else 0
     std::vector<MetaItem> meta_;
     std::vector<MetaRef> mrefs_;
@@ -325,20 +337,31 @@ void Checker::walk_tree(const WalkCtx& ctx, const RootRef& root) {
     if (seen || sum_.tree_blocks > before) roots_read_.insert(ctx.tree);
 }
 
-BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr) {
+Finding Checker::copy_finding(uint64_t tree, uint64_t bytenr, const CopyRead& c) {
+    switch (c.kind) {
+        case CopyRead::read_error:
+            return mk(K::block_read_error, tree, bytenr).num("mirror", c.mirror).str("problem", c.error);
+        case CopyRead::csum: return mk(K::block_csum, tree, bytenr).num("mirror", c.mirror);
+        case CopyRead::bytenr: return mk(K::block_bytenr, tree, bytenr).num("mirror", c.mirror).num("found", c.found_bytenr);
+        case CopyRead::fsid:
+        case CopyRead::ok: break;
+    }
+    return mk(K::block_fsid, tree, bytenr).num("mirror", c.mirror);
+}
+
+BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr, bool* rest_unread) {
     BlockRead r = prefetch_->get(bytenr);
+    *rest_unread = r.rest_unread;
+    const uint64_t seq = ++read_seq_;
+    const bool first_good = !r.copies.empty() && r.copies[0].mirror == 0 && r.copies[0].kind == CopyRead::ok;
     for (const CopyRead& c : r.copies) {
-        switch (c.kind) {
-            case CopyRead::ok: break;
-            case CopyRead::read_error:
-                report(mk(K::block_read_error, ctx.tree, bytenr).num("mirror", c.mirror).str("problem", c.error));
-                break;
-            case CopyRead::csum: report(mk(K::block_csum, ctx.tree, bytenr).num("mirror", c.mirror)); break;
-            case CopyRead::bytenr:
-                report(mk(K::block_bytenr, ctx.tree, bytenr).num("mirror", c.mirror).num("found", c.found_bytenr));
-                break;
-            case CopyRead::fsid: report(mk(K::block_fsid, ctx.tree, bytenr).num("mirror", c.mirror)); break;
-        }
+        if (c.kind == CopyRead::ok) continue;
+        // A bad copy besides a good first one is reported after the walk,
+        // in walk order. A bad copy damages the tree only when no copy is good.
+        if (first_good)
+            later_copies_.push_back({seq, ctx.tree, bytenr, c});
+        else
+            report(copy_finding(ctx.tree, bytenr, c), !r.good);
     }
     std::unique_ptr<uint8_t[]> good = std::move(r.good);
     if (!good) return nullptr;
@@ -352,6 +375,22 @@ BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr) {
         return nullptr;
     }
     return std::move(parsed).value();
+}
+
+void Checker::verify_rest(uint64_t tree, uint64_t bytenr, uint64_t seq) {
+    auto copies = verify_copies(*fs_, bytenr, 1, 1);
+    for (CopyRead& c : copies.front())
+        if (c.kind != CopyRead::ok) later_copies_.push_back({seq, tree, bytenr, std::move(c)});
+}
+
+void Checker::report_later_copies() {
+    std::vector<FsChecker::CopyResult> all = fsc_ ? fsc_->stop_worker() : std::vector<FsChecker::CopyResult>{};
+    all.insert(all.end(), std::make_move_iterator(later_copies_.begin()), std::make_move_iterator(later_copies_.end()));
+    later_copies_.clear();
+    std::sort(all.begin(), all.end(), [](const FsChecker::CopyResult& a, const FsChecker::CopyResult& b) {
+        return std::tie(a.seq, a.copy.mirror) < std::tie(b.seq, b.copy.mirror);
+    });
+    for (const auto& x : all) report(copy_finding(x.tree, x.bytenr, x.copy), false);
 }
 
 void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64_t ref_root, int level,
@@ -379,11 +418,22 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
         report(mk(K::block_chunk_type, ctx.tree, bytenr).num("logical", c->logical).str("flags", fmt::format("{:#x}", c->type)));
     if (bytenr / STRIPE_LEN != (bytenr + ns_ - 1) / STRIPE_LEN)
         report(mk(K::block_crossing_stripe, ctx.tree, bytenr).num("end", bytenr + ns_));
-    BlockRef b = read_verified(ctx, bytenr);
+    bool rest_unread = false;
+    BlockRef b = read_verified(ctx, bytenr, &rest_unread);
     if (!b) {
         blocks_.push_back(rec);
         return;
     }
+    // The other copies, unless the fs tree worker takes them with the leaf.
+    const uint64_t seq = read_seq_;
+    struct Rest {
+        Checker* c;
+        uint64_t tree, bytenr, seq;
+        bool pending;
+        ~Rest() {
+            if (pending) c->verify_rest(tree, bytenr, seq);
+        }
+    } rest{this, ctx.tree, bytenr, seq, rest_unread};
     ++sum_.tree_blocks;
     rec.read_ok = true;
     const header& h = b->header();
@@ -417,7 +467,7 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
     if (ctx.track) extras_.block(ctx.tree, *b);
     if (b->is_leaf()) {
         if (ctx.handle_items) handle_leaf(ctx, *b);
-        if (ctx.handle_items && fsc_) fsc_->leaf(ctx.tree, b);
+        if (ctx.handle_items && fsc_ && fsc_->leaf(ctx.tree, b, rest.pending ? seq : 0)) rest.pending = false;
         return;
     }
     if (prefetch_) {
@@ -428,7 +478,9 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
             const uint64_t c = b->blockptr(i);
             if (c && c % ss_ == 0 && fs_->chunk_map().find(c) && !visited_.contains(c)) kids.push_back(c);
         }
-        prefetch_->want(kids);
+        // Leaves of a streamed tree: their other copies may go to the fs
+        // tree worker with them (BlockPrefetcher asks worker_has_room()).
+        prefetch_->want(kids, fsc_ && ctx.handle_items && b->level() == 1 && fsc_->streams(ctx.tree));
     }
     for (uint32_t i = 0; i < b->nritems(); ++i) {
         // A snapshot being deleted: subtrees left of drop_progress are gone.
@@ -1195,6 +1247,13 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     fcfg.check_data_csum = opts_.check_data_csum;
     fcfg.reuse_shared = opts_.reuse_shared;
     fsc_ = std::make_unique<FsChecker>(*fs_, fcfg, [this](Finding f) { report(std::move(f)); });
+    switch (opts_.copy_verifier) {
+        case CheckOptions::CopyVerifier::automatic:
+            prefetch_->set_first_copy_gate([this] { return fsc_->worker_has_room(); });
+            break;
+        case CheckOptions::CopyVerifier::worker: prefetch_->set_first_copy_gate([] { return true; }); break;
+        case CheckOptions::CopyVerifier::walk: break;
+    }
 
     stage(2, "checking tree blocks");
     reserve_for_extent_tree();
@@ -1231,10 +1290,12 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     if (roots_read_.count(EXTENT_TREE_OBJECTID)) {
         check_refs();
     }
+    report_later_copies();
     fsc_->finish();
     sum_.data_bytes_verified = fsc_->data_bytes_verified();
     sum_.reused_inodes = fsc_->reused_inodes();
     sum_.logged_trees = fsc_->logged_trees();
+    sum_.worker_copy_blocks = fsc_->worker_copy_blocks();
     extras_.finish(sum_);
     return sum_;
 }

@@ -41,6 +41,10 @@ struct CheckOptions {
     bool check_data_csum = false;        // read and verify every checksummed data block
     bool reuse_shared = true;            // inodes inside snapshot-shared subtrees from the earlier tree's links
     int threads = -1;                    // tree block readers besides the walk: -1 cores minus 2 (at most 8), 0 none
+    // Who verifies the other copies of subvolume tree leaves whose first copy
+    // is good: the subvolume tree thread when it has nothing queued (auto),
+    // always the walk, or always that thread (the last two for tests).
+    enum class CopyVerifier : uint8_t { automatic, walk, worker } copy_verifier = CopyVerifier::automatic;
     bool qgroup_report = false;          // list every qgroup's counts (verified anyway when quotas are on)
     std::optional<uint64_t> subvol_extents;  // list the extents of this subvolume with their sharing
     // Called every few hundred tree blocks and at each phase change.
@@ -70,6 +74,7 @@ struct CheckSummary {
     uint64_t data_bytes_verified = 0;  // with check_data_csum
     uint64_t reused_inodes = 0;  // inodes with links, taken from an earlier tree's log (CheckOptions::reuse_shared)
     std::vector<uint64_t> logged_trees;  // trees whose link log was kept for later trees
+    uint64_t worker_copy_blocks = 0;     // blocks whose other copies the subvolume tree thread verified
     // Qgroups (with quotas on or CheckOptions::qgroup_report); the note says
     // why they were not verified ("" when they were).
     bool qgroups_computed = false;

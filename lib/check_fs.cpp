@@ -93,6 +93,10 @@ struct StreamMsg {
     bool complete = false;  // END
     uint64_t first_tree = 0;  // SHARED: the streamed tree that read the block first (0: none)
     std::shared_ptr<const SharedEdges> edges;  // SHARED, when first_tree may keep a log
+    // LEAF: the walk verified only the first copy; the worker verifies the
+    // others (the walk's sequence number of the block, for ordering; 0: no).
+    uint64_t verify_seq = 0;
+    uint64_t tree = 0;  // LEAF with verify_seq: the tree walked
 };
 
 struct FsChecker::Impl {
@@ -131,6 +135,10 @@ struct FsChecker::Impl {
 
     void put(StreamMsg m);
     void work();
+    // The copies the walk left to this thread, in runs of consecutive blocks.
+    void verify_copies_of(const std::vector<StreamMsg>& msgs);
+    std::vector<CopyResult> copy_results;  // worker only, until it stops
+    uint64_t copy_blocks = 0;              // blocks it verified copies of (worker only, until it stops)
     void stop_worker();
 
     const RootRec* root_rec(uint64_t id) const {
@@ -471,6 +479,7 @@ void FsChecker::Impl::work() {
     // core's cache while the current one is streamed.
     constexpr size_t kAhead = 4;
     while (auto msgs = queue.get()) {
+        verify_copies_of(*msgs);
         for (size_t mi = 0; mi < msgs->size(); ++mi) {
             StreamMsg& m = (*msgs)[mi];
             if (mi + kAhead < msgs->size() && (*msgs)[mi + kAhead].leaf) {
@@ -493,6 +502,29 @@ void FsChecker::Impl::work() {
             m.leaf.reset();  // free the blocks now, not with the batch
             m.edges.reset();
         }
+    }
+}
+
+void FsChecker::Impl::verify_copies_of(const std::vector<StreamMsg>& msgs) {
+    struct Job {
+        uint64_t bytenr, seq, tree;
+    };
+    std::vector<Job> jobs;
+    for (const StreamMsg& m : msgs)
+        if (m.type == StreamMsg::LEAF && m.verify_seq) jobs.push_back({m.leaf->bytenr(), m.verify_seq, m.tree});
+    if (jobs.empty()) return;
+    copy_blocks += jobs.size();
+    std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.bytenr < b.bytenr; });
+    const uint64_t ns = fs.nodesize();
+    constexpr size_t kMaxRun = 32;
+    for (size_t i = 0; i < jobs.size();) {
+        size_t j = i + 1;
+        while (j < jobs.size() && j - i < kMaxRun && jobs[j].bytenr == jobs[i].bytenr + (j - i) * ns) ++j;
+        auto copies = verify_copies(fs, jobs[i].bytenr, j - i, 1);
+        for (size_t k = i; k < j; ++k)
+            for (CopyRead& c : copies[k - i])
+                if (c.kind != CopyRead::ok) copy_results.push_back({jobs[k].seq, jobs[k].tree, jobs[k].bytenr, std::move(c)});
+        i = j;
     }
 }
 
@@ -522,7 +554,7 @@ void FsChecker::begin_tree(uint64_t tree, const RootRef& root) {
     // Deleted subvolumes (refs 0, maybe half dropped) are garbage waiting
     // for the cleaner: only their tree blocks are checked.
     if (!r || r->refs == 0 || r->dropping) return;
-    StreamMsg m{StreamMsg::BEGIN, {}, nullptr, 0, 0, 0, std::nullopt, false, 0, nullptr};
+    StreamMsg m{StreamMsg::BEGIN, {}, nullptr, 0, 0, 0, std::nullopt, false, 0, nullptr, 0, 0};
     FsTreeInfo& info = m.info;
     info.root = tree;
     info.ref = root;
@@ -561,21 +593,23 @@ void FsChecker::end_tree(uint64_t tree) {
     p_->walked.insert(tree);
     if (p_->stream_tree != tree) return;
     p_->stream_tree = 0;
-    p_->put({StreamMsg::END, {}, nullptr, 0, 0, 0, std::nullopt, !p_->damaged.count(tree), 0, nullptr});
+    p_->put({StreamMsg::END, {}, nullptr, 0, 0, 0, std::nullopt, !p_->damaged.count(tree), 0, nullptr, 0, 0});
 }
 
-void FsChecker::leaf(uint64_t tree, const BlockRef& leaf) {
+bool FsChecker::leaf(uint64_t tree, const BlockRef& leaf, uint64_t verify_seq) {
     switch (tree) {
-        case ROOT_TREE_OBJECTID: return p_->root_tree_leaf(*leaf);
-        case EXTENT_TREE_OBJECTID: return p_->csum.extent_leaf(*leaf);
+        case ROOT_TREE_OBJECTID: p_->root_tree_leaf(*leaf); return false;
+        case EXTENT_TREE_OBJECTID: p_->csum.extent_leaf(*leaf); return false;
         case CSUM_TREE_OBJECTID:
             // Once read, the coverage is used by the subvolume tree thread:
             // a second csum tree root (damage) must not change it.
             if (!p_->walked.count(CSUM_TREE_OBJECTID)) p_->csum.csum_leaf(*leaf);
-            return;
-        case UUID_TREE_OBJECTID: return p_->uuid_leaf(*leaf);
+            return false;
+        case UUID_TREE_OBJECTID: p_->uuid_leaf(*leaf); return false;
         default:
-            if (p_->stream_tree == tree) p_->put({StreamMsg::LEAF, {}, leaf, 0, 0, 0, std::nullopt, false, 0, nullptr});
+            if (p_->stream_tree != tree) return false;
+            p_->put({StreamMsg::LEAF, {}, leaf, 0, 0, 0, std::nullopt, false, 0, nullptr, verify_seq, tree});
+            return true;
     }
 }
 
@@ -583,7 +617,7 @@ void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t
                              const std::optional<Key>& first_key, uint64_t first_tree) {
     if (p_->stream_tree != tree) return;
     const uint64_t first = p_->streamed.count(first_tree) ? first_tree : 0;
-    StreamMsg m{StreamMsg::SHARED, {}, nullptr, bytenr, generation, level, first_key, false, first, nullptr};
+    StreamMsg m{StreamMsg::SHARED, {}, nullptr, bytenr, generation, level, first_key, false, first, nullptr, 0, 0};
     // The subtree will be replayed from the first tree's log if it keeps
     // one: read its edges here.
     if (first && first != tree && p_->log_trees.count(first)) {
@@ -597,6 +631,17 @@ void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t
 
 void FsChecker::block_problem(const Finding& f) {
     if (f.tree && loses_items(f.kind)) p_->damaged.insert(f.tree);
+}
+
+// At most one batch waiting: the worker is keeping up with the walk. (Bench
+// image, 2 cores: with none waiting it took too few to matter, with more
+// than two it took so many that the walk waited for it.)
+bool FsChecker::worker_has_room() const noexcept { return p_->queue.queued_hint() <= 1; }
+bool FsChecker::streams(uint64_t tree) const noexcept { return tree && p_->stream_tree == tree; }
+
+std::vector<FsChecker::CopyResult> FsChecker::stop_worker() {
+    p_->stop_worker();
+    return std::move(p_->copy_results);
 }
 
 void FsChecker::finish() {
@@ -613,5 +658,6 @@ void FsChecker::finish() {
 uint64_t FsChecker::data_bytes_verified() const noexcept { return p_->csum.verified_bytes(); }
 uint64_t FsChecker::reused_inodes() const noexcept { return p_->stream.reused_inodes(); }
 std::vector<uint64_t> FsChecker::logged_trees() const { return p_->stream.logged_trees(); }
+uint64_t FsChecker::worker_copy_blocks() const noexcept { return p_->copy_blocks; }
 
 }  // namespace btk

@@ -17,6 +17,7 @@
 #pragma once
 
 #include "check_findings.h"
+#include "check_prefetch.h"
 #include "fs.h"
 #include "tree_block.h"
 
@@ -46,8 +47,22 @@ public:
     void begin_tree(uint64_t tree, const RootRef& root);
     void end_tree(uint64_t tree);
     // A leaf of `tree`, in key order (subvolume trees' leaves are handed to
-    // a worker thread, hence the reference count).
-    void leaf(uint64_t tree, const BlockRef& leaf);
+    // a worker thread, hence the reference count). verify_seq != 0: only the
+    // first copy was verified; if the leaf goes to the worker (returns true),
+    // the worker verifies the others and keeps their problems, with this
+    // number, for stop_worker().
+    bool leaf(uint64_t tree, const BlockRef& leaf, uint64_t verify_seq = 0);
+    // The worker keeps up with the walk (it could take more). Thread-safe.
+    bool worker_has_room() const noexcept;
+    // `tree`'s leaves go to the worker (main thread).
+    bool streams(uint64_t tree) const noexcept;
+    // A copy the worker found bad.
+    struct CopyResult {
+        uint64_t seq, tree, bytenr;
+        CopyRead copy;
+    };
+    // After the walk: waits for the worker; the bad copies it found.
+    std::vector<CopyResult> stop_worker();
     // The walk of `tree` met a block it had already read for tree
     // `first_tree` (0: for a walk that handed no items over).
     void shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,
@@ -62,6 +77,7 @@ public:
     uint64_t data_bytes_verified() const noexcept;
     uint64_t reused_inodes() const noexcept;
     std::vector<uint64_t> logged_trees() const;
+    uint64_t worker_copy_blocks() const noexcept;  // blocks whose other copies the worker verified
 
 private:
     struct Impl;

@@ -48,6 +48,8 @@ public:
     }
     // Nothing queued right now (a hint: the consumer may be idle).
     bool idle_hint() const noexcept { return queued_.load(std::memory_order_relaxed) == 0; }
+    // Items queued right now (a hint).
+    size_t queued_hint() const noexcept { return queued_.load(std::memory_order_relaxed); }
     std::optional<T> get() {
         std::unique_lock<std::mutex> l(mu_);
         work_.wait(l, [&] { return closed_ || !q_.empty(); });

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace btk {
 
@@ -43,14 +44,16 @@ BlockPrefetcher::~BlockPrefetcher() {
     for (auto& t : workers_) t.join();
 }
 
-void BlockPrefetcher::want(std::span<const uint64_t> bytenrs) {
+void BlockPrefetcher::want(std::span<const uint64_t> bytenrs, bool first_copy_only) {
     if (bytenrs.empty()) return;
     bool wake = false;
     {
         std::lock_guard lk(mu_);
         // Front of the queue, first child first: depth-first order.
         for (size_t i = bytenrs.size(); i-- > 0;) {
-            if (!slots_.try_emplace(bytenrs[i]).second) continue;
+            auto [it, added] = slots_.try_emplace(bytenrs[i]);
+            if (!added) continue;
+            it->second.first_only = first_copy_only;
             if (!workers_.empty()) queue_.push_front(bytenrs[i]);
         }
         wake = idle_ > 0;
@@ -62,10 +65,12 @@ size_t BlockPrefetcher::take_run(uint64_t start) {
     // Queued blocks at the addresses right after `start`, at most kMaxRun in all.
     const uint64_t ns = fs_.nodesize();
     size_t n = 1;
-    slots_.at(start).state = State::running;
+    Slot& first = slots_.at(start);
+    first.state = State::running;
     while (n < kMaxRun) {
         auto next = slots_.find(start + n * ns);
-        if (next == slots_.end() || next->second.state != State::queued) break;
+        if (next == slots_.end() || next->second.state != State::queued || next->second.first_only != first.first_only)
+            break;
         next->second.state = State::running;
         ++n;
     }
@@ -94,8 +99,9 @@ BlockRead BlockPrefetcher::get(uint64_t bytenr) {
         // Not started: read it (and the queued blocks after it) here rather
         // than wait behind the queue; workers skip what is no longer queued.
         const size_t n = take_run(bytenr);
+        const bool first_only = it->second.first_only && gate_ && gate_();
         lk.unlock();
-        std::vector<BlockRead> r = read_run(bytenr, n);
+        std::vector<BlockRead> r = read_run(bytenr, n, first_only);
         BlockRead mine = std::move(r[0]);
         lk.lock();
         finish_run(bytenr, r, 0);
@@ -128,8 +134,9 @@ void BlockPrefetcher::work() {
         auto it = slots_.find(start);
         if (it == slots_.end() || it->second.state != State::queued) continue;
         const size_t n = take_run(start);
+        const bool first_only = it->second.first_only && gate_ && gate_();
         lk.unlock();
-        std::vector<BlockRead> r = read_run(start, n);
+        std::vector<BlockRead> r = read_run(start, n, first_only);
         lk.lock();
         finish_run(start, r, SIZE_MAX);
         if (main_waiting_) cv_done_.notify_all();
@@ -156,22 +163,99 @@ void verify_copy(const Filesystem& fs, const uint8_t* buf, uint64_t bytenr, Copy
 
 }  // namespace
 
-std::vector<BlockRead> BlockPrefetcher::read_run(uint64_t start, size_t count) const {
+namespace {
+
+// A run of blocks in one chunk without striping, each copy in one piece on
+// a present device: where copy m of the run starts, else nullopt.
+std::optional<std::pair<const Device*, uint64_t>> run_copy(const Filesystem& fs, uint64_t start, uint64_t len, int m) {
+    auto ranges = fs.chunk_map().map(start, len, m);
+    if (!ranges || ranges->size() != 1) return std::nullopt;
+    const PhysicalRange& r = ranges->front();
+    const Device* dev = fs.device(r.devid);
+    if (!dev || r.physical + len > dev->size()) return std::nullopt;
+    return std::pair{dev, r.physical};
+}
+
+bool plain_run(const Filesystem& fs, uint64_t start, uint64_t len) {
+    const Chunk* c = fs.chunk_map().find(start);
+    return c && !(c->type & (BLOCK_GROUP_RAID56_MASK | BLOCK_GROUP_RAID0 | BLOCK_GROUP_RAID10)) &&
+           start + len <= c->logical + c->length;
+}
+
+// This thread's buffer for copies that are only verified.
+uint8_t* scratch(size_t len) {
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < len) buf.resize(len);
+    return buf.data();
+}
+
+}  // namespace
+
+std::vector<std::vector<CopyRead>> verify_copies(const Filesystem& fs, uint64_t start, size_t count, int from_mirror) {
+    const uint32_t ns = fs.nodesize();
+    const uint64_t len = uint64_t(count) * ns;
+    std::vector<std::vector<CopyRead>> out(count);
+    const int copies = std::max(1, fs.num_copies(start));
+    const bool plain = plain_run(fs, start, len);
+    for (int m = from_mirror; m < copies; ++m) {
+        auto where = plain ? run_copy(fs, start, len, m) : std::nullopt;
+        uint8_t* buf = scratch(std::max<size_t>(len, kMaxRun * ns));
+        if (where && ::pread(where->first->fd(), buf, len, off_t(where->second)) == ssize_t(len)) {
+            for (size_t i = 0; i < count; ++i) {
+                CopyRead cr;
+                cr.mirror = m;
+                verify_copy(fs, buf + i * ns, start + i * ns, cr);
+                out[i].push_back(std::move(cr));
+            }
+            continue;
+        }
+        // One by one: each read names its own problem.
+        for (size_t i = 0; i < count; ++i) {
+            const uint64_t bytenr = start + i * ns;
+            auto ranges = fs.chunk_map().map(bytenr, ns, m);
+            bool missing = false;
+            if (ranges)
+                for (const auto& r : *ranges)
+                    if (!fs.device(r.devid)) missing = true;
+            if (missing) continue;  // dev_missing says so once
+            CopyRead cr;
+            cr.mirror = m;
+            uint8_t* one = scratch(std::max<size_t>(len, kMaxRun * ns));
+            if (auto st = fs.read_logical(bytenr, {one, ns}, m); !st) {
+                cr.kind = CopyRead::read_error;
+                cr.error = st.error().message;
+            } else {
+                verify_copy(fs, one, bytenr, cr);
+            }
+            out[i].push_back(std::move(cr));
+        }
+    }
+    return out;
+}
+
+std::vector<BlockRead> BlockPrefetcher::read_run(uint64_t start, size_t count, bool first_copy_only) const {
     const uint32_t ns = fs_.nodesize();
     std::vector<BlockRead> out(count);
     auto one_by_one = [&] {
         for (size_t i = 0; i < count; ++i) out[i] = read_now(start + i * ns);
         return std::move(out);
     };
-    const Chunk* c = fs_.chunk_map().find(start);
     const uint64_t len = uint64_t(count) * ns;
-    if (!c || (c->type & (BLOCK_GROUP_RAID56_MASK | BLOCK_GROUP_RAID0 | BLOCK_GROUP_RAID10)) ||
-        start + len > c->logical + c->length)
-        return one_by_one();
+    if (!plain_run(fs_, start, len)) return one_by_one();
     const int copies = std::max(1, fs_.num_copies(start));
     std::vector<std::unique_ptr<uint8_t[]>> bufs(count);
     std::vector<iovec> iov(count);
     for (int m = 0; m < copies; ++m) {
+        if (first_copy_only && m == 1) {
+            // The blocks whose first copy failed need the others now.
+            for (size_t i = 0; i < count; ++i) {
+                if (out[i].good)
+                    out[i].rest_unread = true;
+                else
+                    out[i] = read_now(start + i * ns);
+            }
+            break;
+        }
         auto ranges = fs_.chunk_map().map(start, len, m);
         if (!ranges || ranges->size() != 1) return one_by_one();
         const PhysicalRange& r = ranges->front();
@@ -181,11 +265,10 @@ std::vector<BlockRead> BlockPrefetcher::read_run(uint64_t start, size_t count) c
         // The other copies are only verified (and copied when the first was
         // bad): read into this thread's scratch buffer, not fresh memory.
         if (m > 0) {
-            thread_local std::vector<uint8_t> scratch;
-            if (scratch.size() < len) scratch.resize(std::max<size_t>(len, kMaxRun * ns));
-            if (::pread(dev->fd(), scratch.data(), len, off_t(r.physical)) != ssize_t(len)) return one_by_one();
+            uint8_t* buf = scratch(std::max<size_t>(len, kMaxRun * ns));
+            if (::pread(dev->fd(), buf, len, off_t(r.physical)) != ssize_t(len)) return one_by_one();
             for (size_t i = 0; i < count; ++i) {
-                const uint8_t* p = scratch.data() + i * ns;
+                const uint8_t* p = buf + i * ns;
                 CopyRead cr;
                 cr.mirror = m;
                 verify_copy(fs_, p, start + i * ns, cr);

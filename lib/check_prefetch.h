@@ -10,7 +10,9 @@
 // addresses at once (one system call per copy instead of one per block).
 // Finished but unclaimed results are bounded: workers pause when too many
 // wait. Reads bypass the filesystem's block cache. The second and later
-// copies are read into a per-thread scratch buffer and only verified.
+// copies are read into a per-thread scratch buffer and only verified; for
+// blocks wanted with first_copy_only they are left to the caller when the
+// first copy verifies (and the gate says someone else has time for them).
 // (Verifying them in place through a read-only mapping of the device was
 // tried twice: page faults, unmapping and TLB shootdowns cost more than the
 // copy, even with MADV_POPULATE_READ and batched unmapping.)
@@ -21,6 +23,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -42,7 +45,14 @@ struct CopyRead {
 struct BlockRead {
     std::vector<CopyRead> copies;      // every copy read (copies on missing devices are not)
     std::unique_ptr<uint8_t[]> good;   // the first copy that verified, or null
+    // Only the first copy was read (it verified; asked for with want(...,
+    // true)): the others are still to be verified, by verify_copies().
+    bool rest_unread = false;
 };
+
+// Reads and verifies copies from_mirror and up of `count` blocks at
+// consecutive addresses (one read per copy when the run allows). Thread-safe.
+std::vector<std::vector<CopyRead>> verify_copies(const Filesystem& fs, uint64_t start, size_t count, int from_mirror);
 
 // Reader threads for a machine: one per core besides the two that the walk
 // and the subvolume tree thread keep busy, at most 8. A reader on a busy
@@ -60,19 +70,26 @@ public:
     BlockPrefetcher(const BlockPrefetcher&) = delete;
     BlockPrefetcher& operator=(const BlockPrefetcher&) = delete;
 
-    // Blocks the walk will get() soon, in the order it will.
-    void want(std::span<const uint64_t> bytenrs);
+    // Blocks the walk will get() soon, in the order it will. first_copy_only:
+    // when a block's first copy verifies, the others are left unread
+    // (BlockRead::rest_unread) for someone else to verify.
+    void want(std::span<const uint64_t> bytenrs, bool first_copy_only = false);
     BlockRead get(uint64_t bytenr);
+    // Asked when a block wanted with first_copy_only is read: false reads
+    // every copy after all (nobody else has time to verify them). Set before
+    // any want(); called on reading threads.
+    void set_first_copy_gate(std::function<bool()> gate) { gate_ = std::move(gate); }
     // Reads every copy of a block now (what the workers run).
     BlockRead read_now(uint64_t bytenr) const;
     // The same for `count` blocks at consecutive addresses: one vectored read
     // per copy when they lie in one chunk without striping, else one by one.
-    std::vector<BlockRead> read_run(uint64_t start, size_t count) const;
+    std::vector<BlockRead> read_run(uint64_t start, size_t count, bool first_copy_only = false) const;
 
 private:
     enum class State : uint8_t { queued, running, done };
     struct Slot {
         State state = State::queued;
+        bool first_only = false;
         BlockRead result;
     };
     void work();
@@ -83,6 +100,7 @@ private:
     void finish_run(uint64_t start, std::vector<BlockRead>& r, size_t skip);
 
     const Filesystem& fs_;
+    std::function<bool()> gate_;
     std::mutex mu_;
     std::condition_variable cv_work_, cv_done_;
     std::deque<uint64_t> queue_;
