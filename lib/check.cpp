@@ -165,7 +165,7 @@ private:
     // The block, from its first copy that verifies; *rest_unread: the
     // other copies are still to be verified (by verify_rest() or the fs
     // tree worker).
-    BlockRef read_verified(const WalkCtx& ctx, uint64_t bytenr, bool* rest_unread);
+    BlockRef read_verified(const WalkCtx& ctx, uint64_t bytenr, bool* rest_unread, bool* first_good);
     static Finding copy_finding(uint64_t tree, uint64_t bytenr, const CopyRead& c);
     void verify_rest(uint64_t tree, uint64_t bytenr, uint64_t seq);
     // Bad copies of blocks whose first copy is good, in walk order (who
@@ -237,7 +237,11 @@ private:
     std::vector<BlockRec> blocks_;
     uint64_t read_seq_ = 0;  // blocks read so far (walk order)
     std::vector<FsChecker::CopyResult> later_copies_;  // bad copies after a good first one
-    U64Map<uint64_t> visited_;  // block -> the tree whose walk read it first if it handled items, else 0
+    struct Seen {
+        uint64_t tree;   // the tree whose walk read it first if it handled items, else 0
+        bool first_ok;   // its first copy verified (and its keys are in order)
+    };
+    U64Map<Seen> visited_;
     std::vector<MetaItem> meta_;
     std::vector<MetaRef> mrefs_;
     uint64_t extent_prev_end_ = 0;
@@ -349,11 +353,12 @@ Finding Checker::copy_finding(uint64_t tree, uint64_t bytenr, const CopyRead& c)
     return mk(K::block_fsid, tree, bytenr).num("mirror", c.mirror);
 }
 
-BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr, bool* rest_unread) {
+BlockRef Checker::read_verified(const WalkCtx& ctx, uint64_t bytenr, bool* rest_unread, bool* first_good_out) {
     BlockRead r = prefetch_->get(bytenr);
     *rest_unread = r.rest_unread;
     const uint64_t seq = ++read_seq_;
     const bool first_good = !r.copies.empty() && r.copies[0].mirror == 0 && r.copies[0].kind == CopyRead::ok;
+    *first_good_out = first_good;
     for (const CopyRead& c : r.copies) {
         if (c.kind == CopyRead::ok) continue;
         // A bad copy besides a good first one is reported after the walk,
@@ -397,8 +402,8 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
                     uint64_t gen, const std::optional<Key>& first_key) {
     if (ctx.track) edges_.push_back({bytenr, parent, ref_root});
     if (ctx.track) extras_.edge(ctx.tree, bytenr, parent);
-    if (auto [first, added] = visited_.insert(bytenr, ctx.handle_items ? ctx.tree : 0); !added) {
-        if (fsc_ && ctx.handle_items) fsc_->shared_block(ctx.tree, bytenr, level, gen, first_key, *first);
+    if (auto [first, added] = visited_.insert(bytenr, {ctx.handle_items ? ctx.tree : 0, false}); !added) {
+        if (fsc_ && ctx.handle_items) fsc_->shared_block(ctx.tree, bytenr, level, gen, first_key, first->tree);
         return;
     }
     BlockRec rec{bytenr, ctx.tree, uint8_t(level), false, ctx.track};
@@ -418,8 +423,8 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
         report(mk(K::block_chunk_type, ctx.tree, bytenr).num("logical", c->logical).str("flags", fmt::format("{:#x}", c->type)));
     if (bytenr / STRIPE_LEN != (bytenr + ns_ - 1) / STRIPE_LEN)
         report(mk(K::block_crossing_stripe, ctx.tree, bytenr).num("end", bytenr + ns_));
-    bool rest_unread = false;
-    BlockRef b = read_verified(ctx, bytenr, &rest_unread);
+    bool rest_unread = false, first_good = false;
+    BlockRef b = read_verified(ctx, bytenr, &rest_unread, &first_good);
     if (!b) {
         blocks_.push_back(rec);
         return;
@@ -460,6 +465,8 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
     if (const uint32_t i = first_unordered_key(*b)) {
         report(mk(K::block_key_order, ctx.tree, bytenr).num("slot", i));
         descend = false;
+    } else if (first_good) {
+        visited_.find(bytenr)->first_ok = true;
     }
     if (first_key && b->nritems() > 0 && b->key(0) != *first_key)
         report(mk(K::block_first_key, ctx.tree, bytenr).str("found", key_str(b->key(0))).str("expected", key_str(*first_key)));
@@ -494,6 +501,17 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
 
 void Checker::handle_leaf(const WalkCtx& ctx, const TreeBlock& leaf) {
     if (ctx.track && (is_fs_tree(ctx.tree) || ctx.tree == ROOT_TREE_OBJECTID)) file_extents(leaf);
+    // Only these trees' items are checked here (subvolume trees' on the
+    // fs tree worker).
+    switch (ctx.tree) {
+        case CHUNK_TREE_OBJECTID:
+        case DEV_TREE_OBJECTID:
+        case ROOT_TREE_OBJECTID:
+        case TREE_LOG_OBJECTID:
+        case EXTENT_TREE_OBJECTID:
+        case BLOCK_GROUP_TREE_OBJECTID: break;
+        default: return;
+    }
     for (uint32_t s = 0; s < leaf.nritems(); ++s) {
         const Key k = leaf.key(s);
         switch (ctx.tree) {
@@ -1247,6 +1265,10 @@ Result<CheckSummary> Checker::run(const std::vector<std::string>& paths) {
     fcfg.check_data_csum = opts_.check_data_csum;
     fcfg.reuse_shared = opts_.reuse_shared;
     fsc_ = std::make_unique<FsChecker>(*fs_, fcfg, [this](Finding f) { report(std::move(f)); });
+    fsc_->set_first_copy_verified([this](uint64_t b) {
+        const Seen* s = visited_.find(b);
+        return s && s->first_ok;
+    });
     switch (opts_.copy_verifier) {
         case CheckOptions::CopyVerifier::automatic:
             prefetch_->set_first_copy_gate([this] { return fsc_->worker_has_room(); });

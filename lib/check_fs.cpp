@@ -148,12 +148,16 @@ struct FsChecker::Impl {
     }
     void root_tree_leaf(const TreeBlock& leaf);
     void uuid_leaf(const TreeBlock& leaf);
-    BlockRef read_again(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key);
+    // trusted: the walk verified this block's first copy (checksum, key
+    // order), which is not checked again.
+    BlockRef read_again(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key,
+                        bool trusted = false);
+    std::function<bool(uint64_t)> first_copy_verified;  // main thread
     void walk_shared(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key,
                      const FsTreeStream::TreeLog* log, const SharedEdges* edges);
     // Fills e.left and e.right from e.top; false when a block is unusable or
-    // an edge is too long.
-    bool find_edges(SharedEdges& e);
+    // an edge is too long. on_walk: called by the walk (main thread).
+    bool find_edges(SharedEdges& e, bool on_walk);
     bool replay_shared(const SharedEdges& e, const FsTreeStream::TreeLog& log);
     void root_checks();
     void uuid_checks();
@@ -230,7 +234,8 @@ void FsChecker::Impl::uuid_leaf(const TreeBlock& leaf) {
     }
 }
 
-BlockRef FsChecker::Impl::read_again(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key) {
+BlockRef FsChecker::Impl::read_again(uint64_t bytenr, int level, uint64_t gen, const std::optional<Key>& first_key,
+                                     bool trusted) {
     // Read past the block cache: the walk already verified these blocks, and
     // caching every leaf of a snapshot would only evict the useful ones.
     const int copies = std::max(1, fs.num_copies(bytenr));
@@ -238,14 +243,13 @@ BlockRef FsChecker::Impl::read_again(uint64_t bytenr, int level, uint64_t gen, c
         auto b = fs.read_block_raw(bytenr, m);
         if (!b) continue;
         const BlockRef& blk = *b;
-        if (!fs.verify_block(blk->raw(), bytenr).empty() || blk->level() != level ||
+        const bool checked = trusted && m == 0;  // the same bytes as the walk verified
+        if ((!checked && !fs.verify_block(blk->raw(), bytenr).empty()) || blk->level() != level ||
             (gen && blk->generation() != gen) || (first_key && blk->nritems() && blk->key(0) != *first_key))
             continue;
         // Keys in order, or a node repeating a pointer could make the walk
         // read a subtree again and again.
-        bool ordered = true;
-        for (uint32_t i = 1; i < blk->nritems() && ordered; ++i) ordered = blk->key(i - 1) < blk->key(i);
-        if (!ordered) continue;
+        if (!checked && first_unordered_key(*blk)) continue;
         return blk;
     }
     return nullptr;
@@ -264,7 +268,7 @@ void FsChecker::Impl::walk_shared(uint64_t bytenr, int level, uint64_t gen, cons
         SharedEdges own;
         if (!edges) {
             own.top = blk;
-            own.ok = find_edges(own);
+            own.ok = find_edges(own, false);
             edges = &own;
         }
         if (edges->ok && replay_shared(*edges, *log)) return;
@@ -274,7 +278,7 @@ void FsChecker::Impl::walk_shared(uint64_t bytenr, int level, uint64_t gen, cons
         walk_shared(blk->blockptr(i), level - 1, blk->ptr_generation(i), blk->key(i), log, nullptr);
 }
 
-bool FsChecker::Impl::find_edges(SharedEdges& e) {
+bool FsChecker::Impl::find_edges(SharedEdges& e, bool on_walk) {
     // The first and the last inode may have items outside the subtree: theirs
     // are streamed, from the leaves at either edge holding them (at most
     // EDGE_LEAVES per side, else the whole subtree is streamed).
@@ -295,7 +299,9 @@ bool FsChecker::Impl::find_edges(SharedEdges& e) {
         }
         for (uint32_t k = 0; k < n; ++k) {
             const uint32_t i = from_right ? n - 1 - k : k;
-            const BlockRef c = read_again(b->blockptr(i), b->level() - 1, b->ptr_generation(i), b->key(i));
+            const uint64_t ptr = b->blockptr(i);
+            const bool trusted = on_walk && first_copy_verified && first_copy_verified(ptr);
+            const BlockRef c = read_again(ptr, b->level() - 1, b->ptr_generation(i), b->key(i), trusted);
             if (!c) return -1;
             if (const int r = edge(c, from_right, ino, out)) return r;
         }
@@ -622,8 +628,9 @@ void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t
     // one: read its edges here.
     if (first && first != tree && p_->log_trees.count(first)) {
         auto e = std::make_shared<SharedEdges>();
-        e->top = p_->read_again(bytenr, level, generation, first_key);
-        if (e->top) e->ok = p_->find_edges(*e);
+        const bool trusted = p_->first_copy_verified && p_->first_copy_verified(bytenr);
+        e->top = p_->read_again(bytenr, level, generation, first_key, trusted);
+        if (e->top) e->ok = p_->find_edges(*e, true);
         m.edges = std::move(e);
     }
     p_->put(std::move(m));
@@ -636,6 +643,8 @@ void FsChecker::block_problem(const Finding& f) {
 // At most one batch waiting: the worker is keeping up with the walk. (Bench
 // image, 2 cores: with none waiting it took too few to matter, with more
 // than two it took so many that the walk waited for it.)
+void FsChecker::set_first_copy_verified(std::function<bool(uint64_t)> f) { p_->first_copy_verified = std::move(f); }
+
 bool FsChecker::worker_has_room() const noexcept { return p_->queue.queued_hint() <= 1; }
 bool FsChecker::streams(uint64_t tree) const noexcept { return tree && p_->stream_tree == tree; }
 

@@ -52,6 +52,10 @@ public:
     // the worker verifies the others and keeps their problems, with this
     // number, for stop_worker().
     bool leaf(uint64_t tree, const BlockRef& leaf, uint64_t verify_seq = 0);
+    // Whether the walk verified a block's first copy (checksum, bytenr, fsid
+    // and key order): such blocks it reads again for snapshots are not
+    // verified again. Called on the main thread.
+    void set_first_copy_verified(std::function<bool(uint64_t)> f);
     // The worker keeps up with the walk (it could take more). Thread-safe.
     bool worker_has_room() const noexcept;
     // `tree`'s leaves go to the worker (main thread).

@@ -45,6 +45,7 @@ public:
             if (s.key == 0) return nullptr;
         }
     }
+    V* find(uint64_t k) { return const_cast<V*>(std::as_const(*this).find(k)); }
     bool contains(uint64_t k) const { return find(k) != nullptr; }
     size_t size() const noexcept { return size_; }
     // Room for n keys without growing.

@@ -152,6 +152,28 @@ else
     pass "unclean source: no log kept, same output as --reread-shared, nlink reported $nlink times"
 fi
 
+# E: the first copy of every source leaf lost all items but one, and its
+# checksum is bad; the second copies are good. The walk reads the shared
+# subtrees' edges again without verifying only what it verified before: a
+# bad first copy must not be taken. (A bad copy beside a good one no longer
+# makes the tree unclean: the log is still kept and used.)
+img=$tmp/e.img
+cp --sparse=always "$base" "$img"
+while read -r leaf; do
+    python3 "$corrupt" "$img" header-field "$leaf" 96 4 1 0 >/dev/null
+    python3 "$corrupt" "$img" block-csum "$leaf" 0 >/dev/null
+done <"$tmp/data-leaves"
+compare "first copies bad" "$img" 1
+bad=$(grep -c "copy 0: checksum mismatch" "$tmp/reuse.out")
+if [ "$bad" != "$(wc -l <"$tmp/data-leaves")" ]; then
+    fail "first copies bad: $bad bad first copies reported, expected $(wc -l <"$tmp/data-leaves")"
+elif [ "$(grep -c '^ERROR' "$tmp/reuse.out")" != "$bad" ]; then
+    fail "first copies bad: findings besides the bad copies (a bad first copy was used)"
+    grep '^ERROR' "$tmp/reuse.out" | grep -v "copy 0" | head -5
+else
+    pass "first copies bad: each reported once, nothing else found"
+fi
+
 # Two snapshots of one subvolume. The first snapshot's log is kept only when
 # the second can share blocks that the source no longer holds: when the
 # source changed after the second snapshot was taken. The kernel writes
