@@ -12,21 +12,8 @@ set -uo pipefail
 bin=${1:?usage: test-check-copies.sh BIN_DIR}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 corrupt=$top/tests/tools/btrfs_corrupt.py
-if [ "$(id -u)" != 0 ] || [ ! -e /dev/loop-control ] || ! command -v mkfs.btrfs >/dev/null; then
-    echo "SKIP: *** test-check-copies: needs root, loop devices and btrfs-progs ***"
-    exit 0
-fi
-tmp=$(mktemp -d /tmp/btk-check-copies.XXXXXX)
-mnt=$tmp/mnt
-cleanup() {
-    mountpoint -q "$mnt" && umount "$mnt"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-mkdir -p "$mnt"
-fail() { echo "FAIL $*"; }
-pass() { echo "PASS $*"; }
+. "$top/tests/lib/kernel_fs.sh"
+kernel_fs_setup test-check-copies
 
 img=$tmp/copies.img
 truncate -s 256M "$img"

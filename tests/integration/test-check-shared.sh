@@ -11,21 +11,8 @@ set -uo pipefail
 bin=${1:?usage: test-check-shared.sh BIN_DIR}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 corrupt=$top/tests/tools/btrfs_corrupt.py
-if [ "$(id -u)" != 0 ] || [ ! -e /dev/loop-control ] || ! command -v mkfs.btrfs >/dev/null; then
-    echo "SKIP: *** test-check-shared: needs root, loop devices and btrfs-progs ***"
-    exit 0
-fi
-tmp=$(mktemp -d /tmp/btk-check-shared.XXXXXX)
-mnt=$tmp/mnt
-cleanup() {
-    mountpoint -q "$mnt" && umount "$mnt"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-mkdir -p "$mnt"
-fail() { echo "FAIL $*"; }
-pass() { echo "PASS $*"; }
+. "$top/tests/lib/kernel_fs.sh"
+kernel_fs_setup test-check-shared
 
 # new_fs IMAGE SUBVOL DIRS FILES: a 256 MiB filesystem with 4 KiB nodes,
 # mounted on $mnt, whose subvolume SUBVOL holds DIRS directories of FILES
