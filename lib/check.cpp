@@ -102,17 +102,23 @@ struct MetaRef {
 // A data backref, from the extent tree (count as stored) or implied by file
 // extent items (count = number of items): REF_TREE (a=root, b=inode,
 // c=file offset - extent offset) or REF_SHARED (a=parent leaf).
+// 40 bytes: one per ref item of the extent tree (counts are 32 bits on disk;
+// sums of duplicate items saturate).
 struct DataRef {
+    static constexpr uint32_t SEEN_MAX = (1u << 31) - 1;
     uint64_t bytenr;
     uint64_t a, b, c;
-    uint64_t count;
-    uint32_t seen;  // the extent tree's refs: file extent items found that imply it
-    uint8_t type;
-    auto tie() const { return std::tie(bytenr, type, a, b, c); }
+    uint32_t count;
+    uint32_t seen : 31;  // the extent tree's refs: file extent items found that imply it (saturating)
+    uint32_t type : 1;
+    auto tie() const { return std::tuple<uint64_t, uint32_t, uint64_t, uint64_t, uint64_t>(bytenr, type, a, b, c); }
 };
+static_assert(sizeof(DataRef) == 40);
+
+uint32_t sat32(uint64_t v) { return uint32_t(std::min<uint64_t>(v, UINT32_MAX)); }
 
 DataRef data_ref(uint64_t bytenr, uint8_t type, uint64_t a, uint64_t b, uint64_t c, uint64_t count) {
-    return {bytenr, a, b, c, count, 0, type};
+    return {bytenr, a, b, c, sat32(count), 0, uint32_t(type & 1)};
 }
 
 // A file extent item seen before the extent tree was read; matched with
@@ -826,7 +832,7 @@ void Checker::extent_leaf_item(const TreeBlock& leaf, uint32_t slot) {
                 return;
             }
             data_.counted += count;
-            r.count = count;
+            r.count = sat32(count);
             drefs_.push_back(r);
             break;
         }
@@ -1109,8 +1115,8 @@ void merge_equal_refs(std::vector<DataRef>& v) {
     size_t o = 0;
     for (size_t i = 0; i < v.size(); ++i) {
         if (o > 0 && v[o - 1].tie() == v[i].tie()) {
-            v[o - 1].count += v[i].count;
-            v[o - 1].seen = uint32_t(std::min<uint64_t>(uint64_t(v[o - 1].seen) + v[i].seen, UINT32_MAX));
+            v[o - 1].count = sat32(uint64_t(v[o - 1].count) + v[i].count);
+            v[o - 1].seen = uint32_t(std::min<uint64_t>(uint64_t(v[o - 1].seen) + v[i].seen, DataRef::SEEN_MAX));
         } else {
             v[o++] = v[i];
         }
@@ -1147,8 +1153,8 @@ void Checker::use_data(bool full_backref, uint64_t bytenr, uint64_t leaf, uint64
     const size_t i = find_dref(k);
     if (i == SIZE_MAX)
         unmatched_.push_back(k);
-    else if (drefs_[i].seen != UINT32_MAX)
-        ++drefs_[i].seen;
+    else if (drefs_[i].seen != DataRef::SEEN_MAX)
+        drefs_[i].seen = drefs_[i].seen + 1;
 }
 
 void Checker::seal_data_uses() {

@@ -91,8 +91,9 @@ void FsTreeStream::log(const LinkRec& r) {
 void FsTreeStream::log(uint64_t child, uint64_t parent, uint64_t fp, uint64_t index, uint8_t type, LinkRec::Kind kind,
                        uint8_t flags) {
     if (!logging_) return;
-    if (index != NO_INDEX && index >= UINT32_MAX) return drop_log();
-    log(LinkRec{child, parent, fp, index == NO_INDEX ? UINT32_MAX : uint32_t(index), type, kind, flags});
+    if ((index != NO_INDEX && index >= UINT32_MAX) || child > UINT32_MAX || parent > UINT32_MAX) return drop_log();
+    log(LinkRec{uint32_t(child), uint32_t(parent), fp, index == NO_INDEX ? UINT32_MAX : uint32_t(index), type, kind,
+                flags});
 }
 
 void FsTreeStream::leaf(const TreeBlock& leaf) { items(leaf, 0, leaf.nritems()); }

@@ -185,13 +185,16 @@ public:
     // 32 bytes: the index in 32 bits (a tree with a larger one keeps no log).
     struct LinkRec {
         enum Kind : uint8_t { REF, ENTRY, SUBVOL, UNLINKED };
-        uint64_t child, parent, fp;
+        uint32_t child, parent;     // inode numbers (subvolume ids for SUBVOL children)
+        uint64_t fp;
         uint32_t idx;               // UINT32_MAX: none (NO_INDEX)
         uint8_t type, kind, flags;  // flags (SUBVOL): 1 has DIR_ITEM, 2 has DIR_INDEX
         uint64_t owner() const noexcept { return kind == ENTRY || kind == SUBVOL ? parent : child; }
         uint64_t index() const noexcept { return idx == UINT32_MAX ? ~0ULL : idx; }
     };
-    static_assert(sizeof(LinkRec) == 32);
+    // 24 bytes: a tree whose inode numbers or indexes need more than 32 bits
+    // keeps no log (it is still checked whole, only not reused).
+    static_assert(sizeof(LinkRec) == 24);
     // The log of a tree whose stream was complete and found nothing.
     // In chunks: it grows to millions of records, and a vector would copy
     // them (into freshly faulted pages) at every doubling.

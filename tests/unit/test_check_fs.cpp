@@ -331,7 +331,7 @@ TEST_CASE("check fs: links from a directory to an older inode are matched at the
     CHECK(has(ids, "dir_index_missing"));
 }
 
-TEST_CASE("check fs: a tree's link log is kept when clean, and not with an index above 32 bits") {
+TEST_CASE("check fs: a tree's link log is kept when clean, and not with an index or inode above 32 bits") {
     auto logged = [](const std::vector<Item>& items) {
         FsTreeStream s(nullptr, [](Finding) {}, nullptr, nullptr);
         FsTreeInfo info;
@@ -353,4 +353,17 @@ TEST_CASE("check fs: a tree's link log is kept when clean, and not with an index
     t[5].data = ref(big, "a");
     CHECK(run_stream(t).empty());
     CHECK(logged(t).empty());
+    // The file's inode number above 32 bits: the same.
+    const uint64_t ino = big + 257;
+    t = small_tree();
+    t[2].data = dir_entry(ino, FT_REG_FILE, "a");
+    t[3].data = dir_entry(ino, FT_REG_FILE, "a");
+    for (size_t i = 4; i < t.size(); ++i) t[i].key.objectid = ino;
+    CHECK(run_stream(t).empty());
+    CHECK(logged(t).empty());
+    t[2].data = dir_entry(UINT32_MAX, FT_REG_FILE, "a");
+    t[3].data = dir_entry(UINT32_MAX, FT_REG_FILE, "a");
+    for (size_t i = 4; i < t.size(); ++i) t[i].key.objectid = UINT32_MAX;
+    CHECK(run_stream(t).empty());
+    CHECK(logged(t) == std::vector<uint64_t>{256});
 }
