@@ -522,10 +522,9 @@ void FsChecker::Impl::verify_copies_of(const std::vector<StreamMsg>& msgs) {
     copy_blocks += jobs.size();
     std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.bytenr < b.bytenr; });
     const uint64_t ns = fs.nodesize();
-    constexpr size_t kMaxRun = 32;
     for (size_t i = 0; i < jobs.size();) {
         size_t j = i + 1;
-        while (j < jobs.size() && j - i < kMaxRun && jobs[j].bytenr == jobs[i].bytenr + (j - i) * ns) ++j;
+        while (j < jobs.size() && j - i < kMaxReadRun && jobs[j].bytenr == jobs[i].bytenr + (j - i) * ns) ++j;
         auto copies = verify_copies(fs, jobs[i].bytenr, j - i, 1);
         for (size_t k = i; k < j; ++k)
             for (CopyRead& c : copies[k - i])

@@ -18,8 +18,6 @@ namespace {
 
 // Finished results waiting for the walk, at most (16 MiB at 16 KiB nodes).
 constexpr size_t kMaxFinished = 1024;
-// Blocks a worker reads with one system call at most.
-constexpr size_t kMaxRun = 32;
 
 }  // namespace
 
@@ -62,12 +60,12 @@ void BlockPrefetcher::want(std::span<const uint64_t> bytenrs, bool first_copy_on
 }
 
 size_t BlockPrefetcher::take_run(uint64_t start) {
-    // Queued blocks at the addresses right after `start`, at most kMaxRun in all.
+    // Queued blocks at the addresses right after `start`, at most kMaxReadRun in all.
     const uint64_t ns = fs_.nodesize();
     size_t n = 1;
     Slot& first = slots_.at(start);
     first.state = State::running;
-    while (n < kMaxRun) {
+    while (n < kMaxReadRun) {
         auto next = slots_.find(start + n * ns);
         if (next == slots_.end() || next->second.state != State::queued || next->second.first_only != first.first_only)
             break;
@@ -199,7 +197,7 @@ std::vector<std::vector<CopyRead>> verify_copies(const Filesystem& fs, uint64_t 
     const bool plain = plain_run(fs, start, len);
     for (int m = from_mirror; m < copies; ++m) {
         auto where = plain ? run_copy(fs, start, len, m) : std::nullopt;
-        uint8_t* buf = scratch(std::max<size_t>(len, kMaxRun * ns));
+        uint8_t* buf = scratch(len);
         if (where && ::pread(where->first->fd(), buf, len, off_t(where->second)) == ssize_t(len)) {
             for (size_t i = 0; i < count; ++i) {
                 CopyRead cr;
@@ -220,7 +218,7 @@ std::vector<std::vector<CopyRead>> verify_copies(const Filesystem& fs, uint64_t 
             if (missing) continue;  // dev_missing says so once
             CopyRead cr;
             cr.mirror = m;
-            uint8_t* one = scratch(std::max<size_t>(len, kMaxRun * ns));
+            uint8_t* one = scratch(len);
             if (auto st = fs.read_logical(bytenr, {one, ns}, m); !st) {
                 cr.kind = CopyRead::read_error;
                 cr.error = st.error().message;
@@ -265,7 +263,7 @@ std::vector<BlockRead> BlockPrefetcher::read_run(uint64_t start, size_t count, b
         // The other copies are only verified (and copied when the first was
         // bad): read into this thread's scratch buffer, not fresh memory.
         if (m > 0) {
-            uint8_t* buf = scratch(std::max<size_t>(len, kMaxRun * ns));
+            uint8_t* buf = scratch(len);
             if (::pread(dev->fd(), buf, len, off_t(r.physical)) != ssize_t(len)) return one_by_one();
             for (size_t i = 0; i < count; ++i) {
                 const uint8_t* p = buf + i * ns;

@@ -50,6 +50,9 @@ struct BlockRead {
     bool rest_unread = false;
 };
 
+// Blocks read with one system call at most.
+constexpr size_t kMaxReadRun = 32;
+
 // Reads and verifies copies from_mirror and up of `count` blocks at
 // consecutive addresses (one read per copy when the run allows). Thread-safe.
 std::vector<std::vector<CopyRead>> verify_copies(const Filesystem& fs, uint64_t start, size_t count, int from_mirror);
