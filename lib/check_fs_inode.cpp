@@ -230,20 +230,23 @@ void FsTreeStream::inode_refs(const TreeBlock& leaf, uint32_t slot, const Key& k
 }
 
 void FsTreeStream::dir_item(const TreeBlock& leaf, uint32_t slot, const Key& k) {
-    auto& es = scratch_entries_;
     const char* what = k.type == DIR_ITEM_KEY ? "DIR_ITEM" : k.type == DIR_INDEX_KEY ? "DIR_INDEX" : "XATTR_ITEM";
-    if (!parse_dir_entries(leaf.item_data(slot), es))
+    const auto data = leaf.item_data(slot);
+    // The item's problems come before its entries' (a first pass only
+    // counts them).
+    size_t n = 0;
+    if (!for_each_dir_entry(data, [&](const DirEntry&) { ++n; }))
         item_invalid(leaf, slot, fmt::format("{} entry overruns the item", what));
-    if (k.type == DIR_INDEX_KEY && es.size() > 1)
-        item_invalid(leaf, slot, fmt::format("a DIR_INDEX item holds {} entries", es.size()));
-    for (const DirEntry& e : es) {
+    if (k.type == DIR_INDEX_KEY && n > 1) item_invalid(leaf, slot, fmt::format("a DIR_INDEX item holds {} entries", n));
+    auto& out = k.type == DIR_ITEM_KEY ? cur_.dir_items : cur_.dir_index;
+    (void)for_each_dir_entry(data, [&](const DirEntry& e) {
         auto named = [&](K kind) { return mk(kind, cur_.ino).str("item", what).str("name", name_text(e.name)); };
         const uint64_t fp = name_fp(e.name);
         if (k.type != DIR_INDEX_KEY && (fp >> 32) != k.offset)
             add(named(K::dir_name_hash).num("found", k.offset).num("expected", fp >> 32));
         if (k.type == XATTR_ITEM_KEY) {
             if (e.name.empty()) add(named(K::dir_name_invalid).str("problem", "the name is empty"));
-            continue;
+            return;
         }
         cur_.dir_bytes += e.name.size();
         if (const char* p = name_problem(e.name)) add(named(K::dir_name_invalid).str("problem", p));
@@ -254,12 +257,10 @@ void FsTreeStream::dir_item(const TreeBlock& leaf, uint32_t slot, const Key& k) 
             (e.location.type == ROOT_ITEM_KEY && e.type != FT_DIR)) {
             add(named(K::dir_name_invalid)
                     .str("problem", fmt::format("entry points to {} with type {}", key_text(e.location), e.type)));
-            continue;
+            return;
         }
-        const Named n{fp, e.location.objectid, k.type == DIR_INDEX_KEY ? k.offset : NO_INDEX, e.type,
-                      e.location.type, 0};
-        (k.type == DIR_ITEM_KEY ? cur_.dir_items : cur_.dir_index).push_back(n);
-    }
+        out.push_back({fp, e.location.objectid, k.type == DIR_INDEX_KEY ? k.offset : NO_INDEX, e.type, e.location.type, 0});
+    });
 }
 
 void FsTreeStream::file_extent(const TreeBlock& leaf, uint32_t slot, const Key& k) {
@@ -385,35 +386,6 @@ void FsTreeStream::add_entry_link(const Link& l) {
     } else {
         late_entries_.push_back(l);
     }
-}
-
-void FsTreeStream::Waiting::push(const Link& l) {
-    if (head_ == run_.size()) {
-        run_.clear();
-        head_ = 0;
-    }
-    if (run_.empty() || !(l < run_.back())) {
-        run_.push_back(l);
-        return;
-    }
-    heap_.push_back(l);
-    std::push_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
-}
-
-FsTreeStream::Link FsTreeStream::Waiting::pop() {
-    if (head_ < run_.size() && (heap_.empty() || run_[head_] < heap_.front())) {
-        const Link l = run_[head_++];
-        // Drop the consumed front now and then (the run is a queue).
-        if (head_ >= 4096 && head_ * 2 >= run_.size()) {
-            run_.erase(run_.begin(), run_.begin() + ptrdiff_t(head_));
-            head_ = 0;
-        }
-        return l;
-    }
-    std::pop_heap(heap_.begin(), heap_.end(), [](const Link& a, const Link& b) { return b < a; });
-    const Link l = heap_.back();
-    heap_.pop_back();
-    return l;
 }
 
 void FsTreeStream::match_heap(uint64_t upto) {

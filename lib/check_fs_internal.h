@@ -5,6 +5,7 @@
 
 #include "check_findings.h"
 #include "fs.h"
+#include "run_queue.h"
 #include "tree_block.h"
 
 #include <atomic>
@@ -96,6 +97,27 @@ struct DirEntry {
     uint8_t type = 0;
     std::string_view name, data;
 };
+// Calls f(const DirEntry&) for each entry of a dir-item-format item, in
+// order; false when an entry overruns the item (f saw the complete ones).
+template <typename F>
+bool for_each_dir_entry(std::span<const uint8_t> item, F&& f) {
+    size_t p = 0;
+    while (p < item.size()) {
+        const auto* di = view_at<format::dir_item>(item, p);
+        if (!di) return false;
+        const size_t nl = di->name_len, dl = di->data_len;
+        const size_t body = p + sizeof(format::dir_item);
+        if (item.size() - body < nl + dl) return false;
+        DirEntry e;
+        e.location = Key::from_disk(di->location);
+        e.type = di->type;
+        e.name = std::string_view(reinterpret_cast<const char*>(item.data() + body), nl);
+        e.data = std::string_view(reinterpret_cast<const char*>(item.data() + body + nl), dl);
+        f(e);
+        p = body + nl + dl;
+    }
+    return true;
+}
 // Splits a dir-item-format item into entries; false when an entry overruns
 // the item (`entries` then holds the complete ones).
 bool parse_dir_entries(std::span<const uint8_t> item, std::vector<DirEntry>& entries);
@@ -330,30 +352,9 @@ private:
         std::vector<Link> refs;  // inode refs to directories before this inode
     } cur_;
     // Entries whose child comes later, smallest first. A directory's entries
-    // mostly arrive in child order (DIR_INDEX order is creation order): those
-    // queue in a sorted run, only the others go to a heap.
-    class Waiting {
-    public:
-        bool empty() const noexcept { return head_ == run_.size() && heap_.empty(); }
-        const Link& top() const noexcept {
-            if (head_ == run_.size()) return heap_.front();
-            if (heap_.empty() || run_[head_] < heap_.front()) return run_[head_];
-            return heap_.front();
-        }
-        void push(const Link& l);
-        Link pop();
-        void clear() noexcept {
-            run_ = {};
-            heap_ = {};
-            head_ = 0;
-        }
-
-    private:
-        std::vector<Link> run_;  // sorted; [head_, end) still waiting
-        size_t head_ = 0;
-        std::vector<Link> heap_;  // min-heap
-    };
-    Waiting waiting_;
+    // mostly arrive in child order (DIR_INDEX order is creation order), in
+    // runs interleaved with its subdirectories' runs.
+    RunQueue<Link> waiting_;
     std::vector<Link> late_entries_, early_refs_;  // the other way round
     std::vector<Link> group_;
     std::vector<uint64_t> orphans_;
@@ -361,7 +362,6 @@ private:
     std::vector<Pending> pending_;
     std::vector<std::pair<RootRef, std::vector<Pending>>> done_;
     std::vector<uint64_t> complete_trees_;
-    std::vector<DirEntry> scratch_entries_;
     std::vector<RefEntry> scratch_refs_;
     std::vector<Link> replay_refs_;
     std::unordered_map<uint64_t, TreeLog> logs_;  // clean trees streamed so far

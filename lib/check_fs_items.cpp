@@ -50,22 +50,7 @@ std::string name_text(std::string_view name) { return json_escape(name); }
 
 bool parse_dir_entries(std::span<const uint8_t> item, std::vector<DirEntry>& entries) {
     entries.clear();
-    size_t p = 0;
-    while (p < item.size()) {
-        const auto* di = view_at<dir_item>(item, p);
-        if (!di) return false;
-        const size_t nl = di->name_len, dl = di->data_len;
-        const size_t body = p + sizeof(dir_item);
-        if (item.size() - body < nl + dl) return false;
-        DirEntry e;
-        e.location = Key::from_disk(di->location);
-        e.type = di->type;
-        e.name = std::string_view(reinterpret_cast<const char*>(item.data() + body), nl);
-        e.data = std::string_view(reinterpret_cast<const char*>(item.data() + body + nl), dl);
-        entries.push_back(e);
-        p = body + nl + dl;
-    }
-    return true;
+    return for_each_dir_entry(item, [&](const DirEntry& e) { entries.push_back(e); });
 }
 
 bool parse_inode_refs(std::span<const uint8_t> item, uint64_t parent, std::vector<RefEntry>& out) {

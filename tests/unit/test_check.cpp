@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "gallop.h"
+#include "run_queue.h"
 #include "u64_map.h"
 #include "fs.h"
 #include "mkfs.h"
@@ -177,4 +178,52 @@ TEST_CASE("U64Map: the same contents as std::map, key 0 and clustered keys inclu
     CHECK(!empty.contains(0));
     CHECK(!empty.contains(16384));
     CHECK(empty.size() == 0);
+}
+
+TEST_CASE("RunQueue: pops in the order of a sorted multiset, over runs, nesting and the heap") {
+    // Pushes: ascending runs nested like directories (a run starts while an
+    // older one still waits), more runs at once than the queue keeps, and
+    // random values; pops interleaved, sometimes until empty.
+    uint64_t seed = 4242;
+    auto next = [&] {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        return seed >> 33;
+    };
+    RunQueue<uint64_t> q;
+    std::multiset<uint64_t> ref;
+    auto pop_some = [&](size_t n) {
+        for (size_t i = 0; i < n && !ref.empty(); ++i) {
+            REQUIRE(!q.empty());
+            CHECK(q.top() == *ref.begin());
+            CHECK(q.pop() == *ref.begin());
+            ref.erase(ref.begin());
+        }
+        CHECK(q.size() == ref.size());
+    };
+    for (int round = 0; round < 300; ++round) {
+        const int nruns = 1 + int(next() % 12);
+        std::vector<uint64_t> at(static_cast<size_t>(nruns), 0);
+        for (auto& a : at) a = next() % 100000;
+        for (int i = 0; i < 400; ++i) {
+            const size_t r = size_t(next() % size_t(nruns));
+            const uint64_t x = next() % 10 == 0 ? next() % 100000 : (at[r] += next() % 4);
+            q.push(x);
+            ref.insert(x);
+            if (next() % 8 == 0) pop_some(next() % 6);
+        }
+        pop_some(next() % 2 ? ref.size() : next() % 500);
+    }
+    // A long run: its consumed front is dropped on the way.
+    for (uint64_t i = 0; i < 20000; ++i) {
+        q.push(i);
+        ref.insert(i);
+        if (i % 3 == 0) pop_some(2);
+    }
+    pop_some(ref.size());
+    CHECK(q.empty());
+    q.push(5);
+    q.clear();
+    CHECK(q.empty());
+    q.push(3);
+    CHECK(q.pop() == 3);
 }
