@@ -357,6 +357,7 @@ private:
     RunQueue<Link> waiting_;
     std::vector<Link> late_entries_, early_refs_;  // the other way round
     std::vector<Link> group_;
+    std::vector<uint32_t> fp_slots_;  // pair_dir_entries' table of DIR_ITEM entries by fp
     std::vector<uint64_t> orphans_;
     std::vector<uint64_t> unlinked_;  // nlink 0
     std::vector<Pending> pending_;
