@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     app.add_option("-E,--subvol-extents", subvol_extents, "Print the extents of a subvolume and the roots sharing them");
     bool reread_shared = false;  // tests: read snapshot-shared inodes again (compare with the reuse)
     app.add_flag("--reread-shared", reread_shared, "")->group("");
-    std::string copies_by = "auto";  // tests: who verifies the other copies of subvolume leaves
+    std::string copies_by = "auto";  // tests: who verifies the other copies of leaves
     app.add_option("--copies-by", copies_by, "")->check(CLI::IsMember({"auto", "walk", "worker"}))->group("");
     app.add_flag("-p,--progress", progress, "Show progress on standard error when it is a terminal");
     app.add_option("--threads", o.threads, "Tree block reader threads besides the walk (default: the cores minus 2, at most 8; 0: none)")

@@ -481,6 +481,10 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
     if (b->is_leaf()) {
         if (ctx.handle_items) handle_leaf(ctx, *b);
         if (ctx.handle_items && fsc_ && fsc_->leaf(ctx.tree, b, rest.pending ? seq : 0)) rest.pending = false;
+        if (rest.pending && fsc_) {
+            fsc_->verify_later(ctx.tree, bytenr, seq);
+            rest.pending = false;
+        }
         return;
     }
     if (prefetch_) {
@@ -491,9 +495,9 @@ void Checker::visit(const WalkCtx& ctx, uint64_t bytenr, uint64_t parent, uint64
             const uint64_t c = b->blockptr(i);
             if (c && c % ss_ == 0 && fs_->chunk_map().find(c) && !visited_.contains(c)) kids.push_back(c);
         }
-        // Leaves of a streamed tree: their other copies may go to the fs
-        // tree worker with them (BlockPrefetcher asks worker_has_room()).
-        prefetch_->want(kids, fsc_ && ctx.handle_items && b->level() == 1 && fsc_->streams(ctx.tree));
+        // Leaves: their other copies may go to the fs tree worker (with the
+        // leaf when it streams the tree; BlockPrefetcher asks worker_has_room()).
+        prefetch_->want(kids, fsc_ && b->level() == 1);
     }
     for (uint32_t i = 0; i < b->nritems(); ++i) {
         // A snapshot being deleted: subtrees left of drop_progress are gone.

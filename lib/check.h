@@ -41,9 +41,10 @@ struct CheckOptions {
     bool check_data_csum = false;        // read and verify every checksummed data block
     bool reuse_shared = true;            // inodes inside snapshot-shared subtrees from the earlier tree's links
     int threads = -1;                    // tree block readers besides the walk: -1 cores minus 2 (at most 8), 0 none
-    // Who verifies the other copies of subvolume tree leaves whose first copy
-    // is good: the subvolume tree thread when it has nothing queued (auto),
-    // always the walk, or always that thread (the last two for tests).
+    // Who verifies the other copies of leaves (of trees taller than a leaf)
+    // whose first copy is good: the subvolume tree thread when at most one
+    // batch waits for it (auto), always the walk, or always that thread (the
+    // last two for tests).
     enum class CopyVerifier : uint8_t { automatic, walk, worker } copy_verifier = CopyVerifier::automatic;
     bool qgroup_report = false;          // list every qgroup's counts (verified anyway when quotas are on)
     std::optional<uint64_t> subvol_extents;  // list the extents of this subvolume with their sharing

@@ -84,7 +84,7 @@ struct SharedEdges {
 };
 
 struct StreamMsg {
-    enum Type { BEGIN, LEAF, SHARED, END } type;
+    enum Type { BEGIN, LEAF, SHARED, END, VERIFY } type;
     FsTreeInfo info;  // BEGIN
     BlockRef leaf;    // LEAF
     uint64_t bytenr = 0, generation = 0;  // SHARED
@@ -93,10 +93,11 @@ struct StreamMsg {
     bool complete = false;  // END
     uint64_t first_tree = 0;  // SHARED: the streamed tree that read the block first (0: none)
     std::shared_ptr<const SharedEdges> edges;  // SHARED, when first_tree may keep a log
-    // LEAF: the walk verified only the first copy; the worker verifies the
-    // others (the walk's sequence number of the block, for ordering; 0: no).
+    // LEAF, VERIFY (bytenr): the walk verified only the first copy; the
+    // worker verifies the others (the walk's sequence number of the block,
+    // for ordering; 0: no).
     uint64_t verify_seq = 0;
-    uint64_t tree = 0;  // LEAF with verify_seq: the tree walked
+    uint64_t tree = 0;  // with verify_seq: the tree walked
 };
 
 struct FsChecker::Impl {
@@ -469,7 +470,9 @@ void FsChecker::Impl::put(StreamMsg m) {
             work();
         });
     const bool end = m.type == StreamMsg::END;
-    batch_blocks += m.leaf ? 1 : m.edges ? 1 + m.edges->left.size() + m.edges->right.size() : 0;
+    batch_blocks += m.leaf || m.type == StreamMsg::VERIFY ? 1
+                    : m.edges                            ? 1 + m.edges->left.size() + m.edges->right.size()
+                                                         : 0;
     batch.push_back(std::move(m));
     // Batches of 64 blocks or messages (fewer wake-ups), but no waiting for a
     // full batch while the worker has nothing to do.
@@ -504,6 +507,7 @@ void FsChecker::Impl::work() {
                                 m.edges.get());
                     break;
                 case StreamMsg::END: stream.end(m.complete && !shared_failed); break;
+                case StreamMsg::VERIFY: break;  // done above
             }
             m.leaf.reset();  // free the blocks now, not with the batch
             m.edges.reset();
@@ -517,7 +521,10 @@ void FsChecker::Impl::verify_copies_of(const std::vector<StreamMsg>& msgs) {
     };
     std::vector<Job> jobs;
     for (const StreamMsg& m : msgs)
-        if (m.type == StreamMsg::LEAF && m.verify_seq) jobs.push_back({m.leaf->bytenr(), m.verify_seq, m.tree});
+        if (m.type == StreamMsg::LEAF && m.verify_seq)
+            jobs.push_back({m.leaf->bytenr(), m.verify_seq, m.tree});
+        else if (m.type == StreamMsg::VERIFY)
+            jobs.push_back({m.bytenr, m.verify_seq, m.tree});
     if (jobs.empty()) return;
     copy_blocks += jobs.size();
     std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.bytenr < b.bytenr; });
@@ -616,6 +623,10 @@ bool FsChecker::leaf(uint64_t tree, const BlockRef& leaf, uint64_t verify_seq) {
             p_->put({StreamMsg::LEAF, {}, leaf, 0, 0, 0, std::nullopt, false, 0, nullptr, verify_seq, tree});
             return true;
     }
+}
+
+void FsChecker::verify_later(uint64_t tree, uint64_t bytenr, uint64_t seq) {
+    p_->put({StreamMsg::VERIFY, {}, nullptr, bytenr, 0, 0, std::nullopt, false, 0, nullptr, seq, tree});
 }
 
 void FsChecker::shared_block(uint64_t tree, uint64_t bytenr, int level, uint64_t generation,

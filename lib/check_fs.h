@@ -52,6 +52,10 @@ public:
     // the worker verifies the others and keeps their problems, with this
     // number, for stop_worker().
     bool leaf(uint64_t tree, const BlockRef& leaf, uint64_t verify_seq = 0);
+    // The worker verifies the copies after the first of a block whose first
+    // copy the walk verified (a leaf that leaf() did not take), and keeps
+    // their problems, with the walk's sequence number `seq`, for stop_worker().
+    void verify_later(uint64_t tree, uint64_t bytenr, uint64_t seq);
     // Whether the walk verified a block's first copy (checksum, bytenr, fsid
     // and key order): such blocks it reads again for snapshots are not
     // verified again. Called on the main thread.

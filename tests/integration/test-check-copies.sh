@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# btk check verifies every copy of every tree block. When a subvolume leaf's
-# first copy is good, its other copies are verified either by the walk or by
-# the subvolume tree thread, whichever has time; the bad ones are reported
+# btk check verifies every copy of every tree block. When a leaf's first
+# copy is good, its other copies are verified either by the walk or by the
+# subvolume tree thread, whichever has time; the bad ones are reported
 # after the walk in walk order, so the output must not depend on who did it.
 # A kernel-written image (DUP metadata, 4 KiB nodes) gets copy 1 of several
-# fs tree leaves broken, copy 0 of one more leaf broken and a wrong nlink;
+# extent tree and fs tree leaves broken, copy 0 of one more fs tree leaf
+# broken and a wrong nlink;
 # the hidden --copies-by walk|worker|auto must give identical output that
 # names each bad copy once, in walk order, and still checks the fs tree whole
-# (a bad copy beside a good one loses no items: the nlink is reported).
+# (a bad copy beside a good one loses no items: the nlink is reported); with
+# worker, the thread must have taken every leaf below a node (extent tree
+# leaves included) but the one with the bad first copy.
 set -uo pipefail
 bin=${1:?usage: test-check-copies.sh BIN_DIR}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,9 +40,25 @@ if [ "${#leaves[@]}" -lt 12 ]; then
     fail "copies: the fs tree has only ${#leaves[@]} leaves with inode items"
     exit 0
 fi
+# The extent tree's leaves (walked before the fs tree), from its items.
+mapfile -t eleaves < <(python3 "$corrupt" "$img" find 2 169 | awk '!seen[$3]++ {print $3}')
+if [ "${#eleaves[@]}" -lt 3 ]; then
+    fail "copies: the extent tree has only ${#eleaves[@]} leaves with metadata items"
+    exit 0
+fi
+# With --copies-by worker the subvolume tree thread verifies the other
+# copies of every leaf read from a node (all leaves of trees with more than
+# one), but the one whose first copy is bad.
+expect_worker=$(btrfs inspect-internal dump-tree "$img" |
+    awk '/^leaf [0-9]+ items/ {n[$NF]++} END {s = 0; for (t in n) if (n[t] > 1) s += n[t]; print s - 1}')
 python3 "$corrupt" "$img" item-field 5 "$victim" 1 0 40 4 7 >/dev/null
-# Copy 1 of every third leaf from the second; copy 0 of the last one.
+# Copy 1 of every other extent tree leaf, of every third fs tree leaf from
+# the second; copy 0 of the last fs tree leaf.
 want=()
+for ((i = 0; i < ${#eleaves[@]}; i += 2)); do
+    python3 "$corrupt" "$img" block-csum "${eleaves[$i]}" 1 >/dev/null
+    want+=("${eleaves[$i]}")
+done
 for ((i = 1; i < ${#leaves[@]} - 1; i += 3)); do
     python3 "$corrupt" "$img" block-csum "${leaves[$i]}" 1 >/dev/null
     want+=("${leaves[$i]}")
@@ -55,7 +74,7 @@ done
 worker_blocks=$(sed -n "s/^btk check: \([0-9]*\) blocks' other copies verified by the subvolume tree thread/\1/p" "$tmp/worker.err")
 walk_blocks=$(sed -n "s/^btk check: \([0-9]*\) blocks' other copies verified by the subvolume tree thread/\1/p" "$tmp/walk.err")
 # The copy 1 findings after the walk, in walk order; the copy 0 one in it.
-got=$(sed -n 's/^ERROR: tree fs: tree block \([0-9]*\) copy 1: checksum mismatch$/\1/p' "$tmp/auto.out" | tr '\n' ' ')
+got=$(sed -n 's/^ERROR: tree [a-z]*: tree block \([0-9]*\) copy 1: checksum mismatch$/\1/p' "$tmp/auto.out" | tr '\n' ' ')
 expect=$(printf '%s ' "${want[@]}")
 after_walk=$(awk '/^\[4\/4\]/ {s = 1} s && /copy 1: checksum mismatch/' "$tmp/auto.out" | wc -l)
 in_walk=$(awk '/^\[2\/4\]/ {s = 1} /^\[3\/4\]/ {s = 0} s' "$tmp/auto.out" | grep -c "tree block $first_bad copy 0: checksum mismatch")
@@ -71,8 +90,8 @@ elif [ "$after_walk" != "${#want[@]}" ] || [ "$in_walk" != 1 ]; then
     fail "copies: $after_walk copy 1 findings after the walk (expected ${#want[@]}), $in_walk copy 0 finding in it (expected 1)"
 elif ! grep -q "inode $victim: nlink 7, but" "$tmp/auto.out"; then
     fail "copies: the wrong nlink was not reported (bad copies beside good ones skipped the fs tree checks)"
-elif [ "${walk_blocks:-x}" != 0 ] || [ "${worker_blocks:-0}" -lt "${#leaves[@]}" ]; then
-    fail "copies: the subvolume tree thread verified copies of ${walk_blocks:-?} blocks with --copies-by walk (expected 0) and ${worker_blocks:-?} with worker (expected >= ${#leaves[@]})"
+elif [ "${walk_blocks:-x}" != 0 ] || [ "${worker_blocks:-x}" != "$expect_worker" ]; then
+    fail "copies: the subvolume tree thread verified copies of ${walk_blocks:-?} blocks with --copies-by walk (expected 0) and ${worker_blocks:-?} with worker (expected $expect_worker)"
 else
     pass "copies: walk, worker ($worker_blocks blocks) and auto give the same output: ${#want[@]} bad copies after the walk in walk order, the bad first copy in it, the nlink found"
 fi
