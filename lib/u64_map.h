@@ -4,6 +4,8 @@
 // (multiples of the sector size: the hash multiplies them to spread).
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -50,7 +52,8 @@ public:
     size_t size() const noexcept { return size_; }
     // Room for n keys without growing.
     void reserve(size_t n) {
-        while (n * 2 > slots_.size()) grow();
+        // One new table, not one per doubling (each would be fresh memory).
+        if (n * 2 > slots_.size()) rehash(std::bit_ceil(std::max<size_t>(n * 2, 16)));
     }
 
 private:
@@ -59,9 +62,9 @@ private:
         V val{};
     };
     size_t home(uint64_t k) const noexcept { return size_t((k * 0x9e3779b97f4a7c15ULL) >> shift_); }
-    void grow() {
+    void grow() { rehash(slots_.empty() ? 16 : slots_.size() * 2); }
+    void rehash(size_t n) {
         std::vector<Slot> old = std::move(slots_);
-        const size_t n = old.empty() ? 16 : old.size() * 2;
         slots_.assign(n, Slot{});
         mask_ = n - 1;
         shift_ = 64 - unsigned(__builtin_ctzll(n));
