@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace btk::fsck {
@@ -18,8 +19,14 @@ std::string key_text(const Key& k) { return fmt::format("({} {} {})", k.objectid
 const char* name_problem(std::string_view name) noexcept {
     if (name.empty()) return "the name is empty";
     if (name.size() > NAME_LEN) return "the name is longer than 255 bytes";
-    if (name.find('/') != std::string_view::npos) return "the name contains '/'";
-    if (name.find('\0') != std::string_view::npos) return "the name contains a NUL byte";
+    // One pass over the (short) name for both bytes; '/' is reported first.
+    bool slash = false, nul = false;
+    for (const char c : name) {
+        slash |= c == '/';
+        nul |= c == '\0';
+    }
+    if (slash) return "the name contains '/'";
+    if (nul) return "the name contains a NUL byte";
     return nullptr;
 }
 
@@ -98,7 +105,11 @@ bool parse_file_extent(uint64_t key_offset, std::span<const uint8_t> item, uint3
     if (fe.compression > COMPRESS_ZSTD) problems.push_back(fmt::format("unknown compression type {}", fe.compression));
     if (encryption != 0) problems.push_back(fmt::format("unknown encryption type {}", encryption));
     if (other != 0) problems.push_back(fmt::format("unknown other_encoding {}", other));
-    auto round_up = [&](uint64_t v) { return v + (ss - v % ss) % ss; };
+    // The sector size is a power of two on any filesystem that opened (a
+    // mask, not a division per field); any other value still works.
+    const bool pow2 = std::has_single_bit(ss);
+    auto rem = [&](uint64_t v) { return pow2 ? v & (ss - 1) : v % ss; };
+    auto round_up = [&](uint64_t v) { return rem(v) ? v + (ss - rem(v)) : v; };
     if (fe.type == FILE_EXTENT_INLINE) {
         const uint64_t len = item.size() - FILE_EXTENT_INLINE_DATA_START;
         if (key_offset != 0) problems.push_back("an inline extent must be at file offset 0");
@@ -133,7 +144,7 @@ bool parse_file_extent(uint64_t key_offset, std::span<const uint8_t> item, uint3
                    {"disk_num_bytes", fe.disk_num_bytes},
                    {"extent offset", fe.offset}};
     for (const auto& a : aligned)
-        if (a.v % ss) problems.push_back(fmt::format("{} {} is not aligned to the sector size {}", a.name, a.v, ss));
+        if (rem(a.v)) problems.push_back(fmt::format("{} {} is not aligned to the sector size {}", a.name, a.v, ss));
     fe.hole = fe.disk_bytenr == 0;
     if (fe.hole) {
         if (fe.type == FILE_EXTENT_PREALLOC) problems.push_back("a preallocated extent without disk space");
