@@ -241,6 +241,7 @@ std::vector<BlockRead> BlockPrefetcher::read_run(uint64_t start, size_t count, b
     const uint64_t len = uint64_t(count) * ns;
     if (!plain_run(fs_, start, len)) return one_by_one();
     const int copies = std::max(1, fs_.num_copies(start));
+    for (BlockRead& b : out) b.copies.reserve(size_t(copies));
     std::vector<std::unique_ptr<uint8_t[]>> bufs(count);
     std::vector<iovec> iov(count);
     for (int m = 0; m < copies; ++m) {

@@ -27,7 +27,7 @@ Result<BlockRef> TreeBlock::parse(std::unique_ptr<uint8_t[]> data, uint32_t size
                                   bytenr, i, off, off + sz);
         }
     }
-    return BlockRef(new TreeBlock(std::move(data), size, n));
+    return std::make_shared<const TreeBlock>(ParseToken{}, std::move(data), size, n);
 }
 
 uint32_t TreeBlock::leaf_free_space() const noexcept {

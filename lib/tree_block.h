@@ -69,9 +69,14 @@ public:
     // First slot whose key is >= k (nritems() when none): binary search.
     uint32_t lower_bound(const Key& k) const noexcept;
 
-private:
-    TreeBlock(std::unique_ptr<uint8_t[]> d, uint32_t s, uint32_t n)
+    // For parse() only (public for make_shared: one allocation per block).
+    struct ParseToken {
+        explicit ParseToken() = default;
+    };
+    TreeBlock(ParseToken, std::unique_ptr<uint8_t[]> d, uint32_t s, uint32_t n)
         : data_(std::move(d)), size_(s), nritems_(n) {}
+
+private:
     std::unique_ptr<uint8_t[]> data_;
     uint32_t size_;
     uint32_t nritems_;
