@@ -231,7 +231,7 @@ private:
     std::map<uint64_t, DevInfo> devs_;
     std::map<uint64_t, Chunk> chunks_;
     std::map<uint64_t, std::vector<uint8_t>> sys_raw_;  // raw chunk items of SYSTEM chunks in the tree
-    std::map<std::pair<uint64_t, uint64_t>, StripeSlot> stripes_;
+    std::multimap<std::pair<uint64_t, uint64_t>, StripeSlot> stripes_;  // (devid, physical), in chunk order
     bool stripes_built_ = false;
     std::map<uint64_t, BgItem> bgs_;
     std::map<uint64_t, uint64_t> chunk_used_;
@@ -580,7 +580,7 @@ void Checker::build_stripe_map() {
         const int ds = std::max(1, c.data_stripes());
         const uint64_t len = c.length / uint64_t(ds);
         for (uint32_t i = 0; i < c.stripes.size(); ++i)
-            stripes_[{c.stripes[i].devid, c.stripes[i].offset}] = StripeSlot{logical, i, len};
+            stripes_.insert({{c.stripes[i].devid, c.stripes[i].offset}, StripeSlot{logical, i, len}});
     }
 }
 
@@ -609,11 +609,24 @@ void Checker::dev_extent(const TreeBlock& leaf, uint32_t slot) {
         d.prev_end = std::max(d.prev_end, phys + len);
         d.extents_sum += len;
     }
-    auto it = stripes_.find({devid, phys});
-    if (it == stripes_.end()) {
+    // Two stripes may claim one place (damage): the dev extent belongs to
+    // the one of its chunk, else to the first unmatched; the others are
+    // reported as stripes without a dev extent.
+    const auto [lo, hi] = stripes_.equal_range({devid, phys});
+    if (lo == hi) {
         report(loc(K::dev_extent_orphan).num("length", len).num("chunk_offset", coff));
         return;
     }
+    auto it = hi;
+    for (auto j = lo; j != hi; ++j) {
+        if (j->second.matched) continue;
+        if (j->second.logical == coff) {
+            it = j;
+            break;
+        }
+        if (it == hi) it = j;
+    }
+    if (it == hi) it = lo;  // all matched already (a repeated dev extent key)
     it->second.matched = true;
     if (coff != it->second.logical || len != it->second.length)
         report(loc(K::dev_extent_mismatch)

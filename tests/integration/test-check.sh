@@ -7,7 +7,7 @@
 #      named warning, `corrupt`/`corrupt-repair` cases this version covers give
 #      errors (the others print SKIP naming the coverage they need; the images
 #      in warn_only give the warning named there, see the comment there);
-#  (c) fixtures/check/<ID>/make.sh builds a corrupted image; the text output
+#  (c) fixtures/check/<ID>/make.sh (or <ID>.<CASE>/) builds a corrupted image; the text output
 #      and exit status must equal fixtures/check/<ID>/expected.txt byte for byte
 #      (options for btk check, if any, in fixtures/check/<ID>/args);
 #      --format json must print one valid JSON object per finding;
@@ -242,7 +242,7 @@ if ! command -v mkfs.btrfs >/dev/null || ! command -v python3 >/dev/null; then
     echo "SKIP check fixtures: mkfs.btrfs or python3 not installed"
 else
     for mk in "$top"/fixtures/check/*/make.sh; do
-        id=$(basename "$(dirname "$mk")")
+        id=$(basename "$(dirname "$mk")")  # ID or ID.CASE
         exp=$(dirname "$mk")/expected.txt
         w=$T/fx/$id
         mkdir -p "$w"
@@ -271,7 +271,7 @@ else
         if ! grep -q "^ERROR: \|^WARNING: " "$w/out.txt"; then continue; fi
         # The JSON output: one object per finding, the fixture's id among them.
         (cd "$w" && "$BTK" "${fargs[@]}" --format json image.img >json.txt 2>&1)
-        if python3 - "$w/json.txt" "$id" "$w/out.txt" <<'EOF'; then ok "check fixture $id json"; else bad "check fixture $id json" "$w/json.txt"; fi
+        if python3 - "$w/json.txt" "${id%%.*}" "$w/out.txt" <<'EOF'; then ok "check fixture $id json"; else bad "check fixture $id json" "$w/json.txt"; fi
 import json, sys
 lines = open(sys.argv[1]).read().splitlines()
 objs = [json.loads(l) for l in lines]
