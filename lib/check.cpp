@@ -943,6 +943,10 @@ void Checker::check_chunks_devices() {
         report(mk(K::super_total_bytes_unaligned).num("found", sb.total_bytes).num("sectorsize", ss_));
     if (sb.total_bytes < total)
         report(mk(K::super_total_bytes_small).num("found", sb.total_bytes).num("expected", total));
+    // Larger: the kernel mounts it (btrfs rescue fix-device-size repairs it);
+    // btrfs check warns. (An unaligned value is an error already.)
+    else if (sb.total_bytes > total && sb.total_bytes % ss_ == 0)
+        report(mk(K::super_total_bytes_large).num("found", sb.total_bytes).num("expected", total));
 
     // Block groups vs chunks, and their used bytes.
     const bool bg_tree = roots_read_.count((fs_->compat_ro() & FEATURE_COMPAT_RO_BLOCK_GROUP_TREE)

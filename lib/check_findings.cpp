@@ -31,6 +31,8 @@ const std::vector<FindingDef> kTable = {
      "super total_bytes {found} is not aligned to sectorsize {sectorsize}"},
     {K::super_total_bytes_small, "super_total_bytes_small", E,
      "super total_bytes {found} smaller than the devices' total_bytes {expected}"},
+    {K::super_total_bytes_large, "super_total_bytes_large", W,
+     "super total_bytes {found} larger than the devices' total_bytes {expected}"},
     {K::super_bytes_used, "super_bytes_used", E,
      "super bytes_used {found} differs from the block groups' used total {expected}"},
     {K::super_num_devices, "super_num_devices", E,

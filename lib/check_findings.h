@@ -34,6 +34,7 @@ enum class FindingKind {
     super_copy_newer,
     super_total_bytes_unaligned,
     super_total_bytes_small,
+    super_total_bytes_large,
     super_bytes_used,
     super_num_devices,
     super_dev_item,
