@@ -652,13 +652,12 @@ void FsChecker::block_problem(const Finding& f) {
     if (f.tree && loses_items(f.kind)) p_->damaged.insert(f.tree);
 }
 
+void FsChecker::set_first_copy_verified(std::function<bool(uint64_t)> f) { p_->first_copy_verified = std::move(f); }
+
 // At most one batch waiting: the worker is keeping up with the walk. (Bench
 // image, 2 cores: with none waiting it took too few to matter, with more
 // than two it took so many that the walk waited for it.)
-void FsChecker::set_first_copy_verified(std::function<bool(uint64_t)> f) { p_->first_copy_verified = std::move(f); }
-
 bool FsChecker::worker_has_room() const noexcept { return p_->queue.queued_hint() <= 1; }
-bool FsChecker::streams(uint64_t tree) const noexcept { return tree && p_->stream_tree == tree; }
 
 std::vector<FsChecker::CopyResult> FsChecker::stop_worker() {
     p_->stop_worker();

@@ -62,8 +62,6 @@ public:
     void set_first_copy_verified(std::function<bool(uint64_t)> f);
     // The worker keeps up with the walk (it could take more). Thread-safe.
     bool worker_has_room() const noexcept;
-    // `tree`'s leaves go to the worker (main thread).
-    bool streams(uint64_t tree) const noexcept;
     // A copy the worker found bad.
     struct CopyResult {
         uint64_t seq, tree, bytenr;
